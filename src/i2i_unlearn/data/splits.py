@@ -1,0 +1,140 @@
+"""Forget / retain / test splits for an unlearning request.
+
+The forget set is named by classes (all their training images) or by a file listing image
+ids or paths (sample-level deletion). The retain set is the rest of the training data, a
+subset of it, or a proxy dataset when the real retain data may not be kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Subset
+
+from ..errors import UserError
+from .datasets import ImageDataset, load_dataset
+
+
+@dataclass
+class Splits:
+    """The four image sets of an unlearning request, plus a description for run records."""
+
+    forget: Subset
+    retain: Subset
+    forget_test: Subset
+    retain_test: Subset
+    forget_classes: list[str]
+    info: dict = field(default_factory=dict)
+
+
+def read_forget_list(path: str | Path, dataset: ImageDataset) -> list[int]:
+    """Indices into `dataset` of the images a forget-list file names (one id or path a line)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"forget list {path} not found; pass a text file with one image path or id per line")
+    by_id = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    if dataset._paths is not None:
+        by_id.update({str(p.resolve()): i for i, p in enumerate(dataset._paths)})
+    indices = []
+    for number, line in enumerate(file.read_text().splitlines(), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        key = entry if entry in by_id else str(Path(entry).resolve())
+        if key not in by_id:
+            raise UserError(f"{path}:{number}: {entry!r} is not a training image of {dataset.name}; "
+                            f"use ids like {dataset.ids[0]!r} or paths inside the dataset")
+        indices.append(by_id[key])
+    return sorted(set(indices))
+
+
+def subset_per_class(subset: Subset, per_class: int | None, seed: int = 0) -> Subset:
+    """At most `per_class` images of each class of `subset`, chosen with `seed`."""
+    if per_class is None:
+        return subset
+    labels = torch.tensor([subset.dataset.labels[i] for i in subset.indices])
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for label in labels.unique().tolist():
+        rows = (labels == label).nonzero().flatten()
+        rows = rows[torch.randperm(len(rows), generator=generator)[:per_class]]
+        keep.extend(rows.tolist())
+    return Subset(subset.dataset, [subset.indices[i] for i in sorted(keep)])
+
+
+def make_splits(dataset: str, image_size: int, channels: int, forget_classes: list[str] | None = None,
+                forget_list: str | None = None, retain_classes: list[str] | None = None,
+                retain_limit: int | None = None, retain_source: str | None = None,
+                seed: int = 0) -> Splits:
+    """Build the forget, retain and held-out test sets of one unlearning request.
+
+    - `forget_classes`: forget every training image of these classes; or `forget_list`: a
+      file of image ids/paths to forget (then the forget test set is those images themselves,
+      since no held-out image shows the same sample).
+    - `retain_classes`: keep only these classes in the retain set (default: all others);
+      `retain_limit`: a random subset of at most this many retain images;
+      `retain_source`: a proxy dataset spec whose training images serve as the retain set.
+    """
+    if bool(forget_classes) == bool(forget_list):
+        raise UserError("name the forget set with exactly one of --forget-classes or --forget-list")
+    train = load_dataset(dataset, "train", image_size, channels)
+    test = load_dataset(dataset, "test", image_size, channels)
+    labels = torch.tensor(train.labels)
+    test_labels = torch.tensor(test.labels)
+
+    if forget_classes:
+        forget_labels = sorted({train.class_index(name) for name in forget_classes})
+        forget_idx = [i for i, label in enumerate(train.labels) if label in forget_labels]
+        forget_test_idx = [i for i, label in enumerate(test.labels) if label in forget_labels]
+        forget_test = Subset(test, forget_test_idx)
+    else:
+        forget_idx = read_forget_list(forget_list, train)
+        forget_labels = []
+        forget_test = Subset(train, forget_idx)
+    if not forget_idx:
+        raise UserError("the forget set is empty: the named classes have no training images; check the names")
+    forget_names = [train.class_names[c] for c in forget_labels]
+
+    if retain_classes:
+        retain_labels = sorted({train.class_index(name) for name in retain_classes})
+        both = set(retain_labels) & set(forget_labels)
+        if both:
+            raise UserError("forget and retain overlap in class(es) "
+                            + ", ".join(train.class_names[c] for c in sorted(both))
+                            + "; remove them from --retain-classes")
+    else:
+        retain_labels = [c for c in range(len(train.class_names)) if c not in forget_labels]
+    if not retain_labels:
+        raise UserError("no class is left to retain; forget fewer classes or use --retain-source")
+
+    forget_set = set(forget_idx)
+    if retain_source:
+        proxy = load_dataset(retain_source, "train", image_size, channels)
+        if proxy.name == train.name:
+            clash = [i for i in range(len(proxy)) if i in forget_set]
+            if clash:
+                raise UserError(f"forget and retain overlap: the proxy retain source {retain_source} holds "
+                                f"{len(clash)} forget images; use another dataset or --retain-classes")
+        retain = Subset(proxy, list(range(len(proxy))))
+    else:
+        keep = torch.isin(labels, torch.tensor(retain_labels))
+        retain = Subset(train, [i for i in keep.nonzero().flatten().tolist() if i not in forget_set])
+    if retain_limit is not None and retain_limit < len(retain):
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(len(retain), generator=generator)[:retain_limit].sort().values
+        retain = Subset(retain.dataset, [retain.indices[i] for i in chosen.tolist()])
+    if len(retain) == 0:
+        raise UserError("the retain set is empty; check --retain-classes, --retain-limit or --retain-source")
+
+    retain_test = Subset(test, torch.isin(test_labels, torch.tensor(retain_labels)).nonzero().flatten().tolist())
+    info = {
+        "dataset": dataset, "image_size": image_size, "channels": channels,
+        "forget_classes": forget_names, "forget_list": str(forget_list) if forget_list else None,
+        "retain_classes": [train.class_names[c] for c in retain_labels] if not retain_source else None,
+        "retain_source": retain_source, "retain_limit": retain_limit,
+        "counts": {"forget": len(forget_idx), "retain": len(retain),
+                   "forget_test": len(forget_test), "retain_test": len(retain_test)},
+    }
+    return Splits(Subset(train, forget_idx), retain, forget_test, retain_test, forget_names, info)

@@ -1,0 +1,61 @@
+"""Run records and output folders: every run writes what it did next to what it made."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import UserError
+
+
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create `out` for new results; refuse a folder that already holds files."""
+    folder = Path(out)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"{folder} already holds results; pass a new --out folder (nothing was overwritten)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def versions() -> dict:
+    """Versions of Python and the libraries that decide a run's numbers."""
+    import accelerate
+    import numpy
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {"i2i_unlearn": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "accelerate": accelerate.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+class RunRecord:
+    """Collects a run's config, data, versions and timing; `write` saves it as JSON."""
+
+    def __init__(self, kind: str, config: dict):
+        self.payload = {"kind": kind, "command": sys.argv, "config": config, "versions": versions(),
+                        "started": now()}
+        self._start = time.perf_counter()
+
+    def finish(self, **fields) -> dict:
+        self.payload.update(fields)
+        self.payload["finished"] = now()
+        self.payload["seconds"] = round(time.perf_counter() - self._start, 2)
+        return self.payload
+
+    def write(self, path: str | Path) -> None:
+        write_json(path, self.payload)

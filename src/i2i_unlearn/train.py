@@ -1,0 +1,85 @@
+"""Train a model from scratch: the bundled models, and the retrain-without-the-forget-set gold standard."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from . import engine
+from .data import load_dataset, make_mask
+from .errors import UserError
+from .models import I2IModel, create_model
+from .records import RunRecord, prepare_out_dir
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in its record)."""
+
+    dataset: str = "fashion-mnist"
+    family: str = "mae"
+    image_size: int = 32
+    channels: int = 1
+    exclude_classes: list[str] = field(default_factory=list)
+    model: dict = field(default_factory=dict)  # family settings, e.g. {"patch_size": 4, "depth": 6}
+    mask: str = "random:0.75"
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0
+    save_dtype: str = "float32"
+
+
+class TaskObjective(nn.Module):
+    """The family's own loss on randomly masked training images."""
+
+    def __init__(self, model: I2IModel, mask: str):
+        super().__init__()
+        self.model = model
+        self.mask = mask
+
+    def forward(self, batch):
+        images = batch["train"]
+        hole = make_mask(self.mask, images.shape[0], self.model.image_size, self.model.patch_size).to(images.device)
+        return self.model.task_loss(images, hole), {}
+
+
+def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
+    """Train a model as `config` says and save it to `out` (a new folder); returns the run record."""
+    if config.save_dtype not in ("float32", "float16", "bfloat16"):
+        raise UserError(f"unknown --save-dtype {config.save_dtype}; use float32, float16 or bfloat16")
+    data = load_dataset(config.dataset, "train", config.image_size, config.channels)
+    excluded = sorted({data.class_index(name) for name in config.exclude_classes})
+    rows = [i for i, label in enumerate(data.labels) if label not in excluded]
+    if not rows:
+        raise UserError("no training images left after --exclude-classes; exclude fewer classes")
+    folder = prepare_out_dir(out)
+    record = RunRecord("train", asdict(config))
+    torch.manual_seed(config.seed)
+    model = create_model(config.family, image_size=config.image_size, channels=config.channels, **config.model)
+    accelerator = engine.make_accelerator(cpu)
+    optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+                               warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    history = engine.run(TaskObjective(model, config.mask), parameters,
+                         {"train": engine.loader(Subset(data, rows), config.batch_size, config.seed)},
+                         optim, config.seed, accelerator, description="train")
+    model = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        model.save_pretrained(folder, dtype=getattr(torch, config.save_dtype))
+    payload = record.finish(
+        data={"dataset": config.dataset, "images": len(rows), "classes": [c for i, c in enumerate(data.class_names)
+                                                                         if i not in excluded],
+              "excluded_classes": [data.class_names[i] for i in excluded]},
+        parameters={"total": sum(p.numel() for p in model.parameters()),
+                    "encoder": sum(p.numel() for p in model.encoder.parameters())},
+        final_loss=history[-1]["loss"] if history else None, history=history)
+    if accelerator.is_main_process:
+        record.write(folder / "train_record.json")
+    return payload
