@@ -65,7 +65,118 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+    demo = commands.add_parser("demo", help="the bundled MAE forgets two Fashion-MNIST classes")
+    demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
+    demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
+    demo.add_argument("--eval-per-class", type=int, default=50, help="test images per class to evaluate on")
+    _add_unlearn_flags(demo)
+
+    unlearn = commands.add_parser("unlearn", help="make a checkpoint forget a forget set")
+    unlearn.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    unlearn.add_argument("--out", required=True, help="new folder for the unlearned checkpoint")
+    _add_data_flags(unlearn)
+    _add_unlearn_flags(unlearn)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
+    evaluate.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
+    _add_data_flags(evaluate)
+    evaluate.add_argument("--task", default="center", help="center[:r], outpaint[:r] or random[:r]")
+    evaluate.add_argument("--eval-per-class", type=int, default=None, help="at most N test images per class")
+    evaluate.add_argument("--features", default="efficientnet-lite0", help="feature extractor for FID/cosine")
+    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_unlearn_flags(parser):
+    from .methods import METHODS, NOISE_KINDS
+    from .unlearn import UnlearnConfig
+
+    defaults = UnlearnConfig()
+    parser.add_argument("--method", default=defaults.method, choices=sorted(METHODS))
+    parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha)
+    parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha)
+    parser.add_argument("--noise", default=defaults.noise, choices=NOISE_KINDS)
+    parser.add_argument("--mask", default=defaults.mask, help=f"training mask (default {defaults.mask})")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--beta1", type=float, default=defaults.beta1)
+    parser.add_argument("--beta2", type=float, default=defaults.beta2)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+
+
+def _unlearn_config(args):
+    from .unlearn import UnlearnConfig
+
+    return UnlearnConfig(method=args.method, forget_alpha=args.forget_alpha, retain_alpha=args.retain_alpha,
+                         noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
+                         warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed)
+
+
+def _splits(args, model):
+    from .data import make_splits
+
+    return make_splits(args.dataset, model.image_size, model.channels, forget_classes=args.forget_classes,
+                       forget_list=args.forget_list, retain_classes=args.retain_classes,
+                       retain_limit=args.retain_limit, retain_source=args.retain_source,
+                       seed=getattr(args, "seed", 0))
+
+
+def _run_demo(args) -> None:
+    from .demo import run_demo
+
+    config = _unlearn_config(args)
+    config.check()
+    if args.eval_per_class < 2:
+        raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
+    run_demo(args.out, args.forget_classes, args.eval_per_class, config, cpu=args.cpu)
+
+
+def _run_unlearn(args) -> None:
+    from .models import load_model
+    from .unlearn import unlearn
+
+    config = _unlearn_config(args)
+    config.check()
+    model = load_model(args.model)
+    splits = _splits(args, model)
+    _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model))
+    print(f"unlearned in {record['seconds']:.0f} s; saved to {args.out}")
+
+
+def _run_evaluate(args) -> None:
+    from pathlib import Path
+
+    from .data import subset_per_class
+    from .evaluate import evaluate
+    from .metrics import get_extractor
+    from .models import load_model
+    from .records import RunRecord, prepare_out_dir
+    from .viz import completion_rows, sample_grid
+
+    extractor = get_extractor(args.features)
+    model = load_model(args.model)
+    splits = _splits(args, model)
+    sets = {"retain": subset_per_class(splits.retain_test, args.eval_per_class, args.seed),
+            "forget": subset_per_class(splits.forget_test, args.eval_per_class, args.seed)}
+    folder = prepare_out_dir(args.out)
+    record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
+    metrics, samples = evaluate(model, sets, args.task, extractor, args.batch_size, args.seed)
+    record.finish(model=str(args.model), task=args.task, features=args.features, data=splits.info,
+                  metrics=metrics)
+    record.write(Path(folder) / "metrics.json")
+    sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
+                 for name, s in samples.items()], Path(folder) / "samples.png")
+    for name, values in metrics.items():
+        print(name, " ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "images"),
+              f"({values['images']} images)")
 
 
 def _run_train(args) -> None:
@@ -81,11 +192,14 @@ def _run_train(args) -> None:
           f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
 
-COMMANDS = {"train": _run_train}
+COMMANDS = {"train": _run_train, "demo": _run_demo, "unlearn": _run_unlearn, "evaluate": _run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line
     try:
         COMMANDS[args.command](args)
     except UserError as exc:

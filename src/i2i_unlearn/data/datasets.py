@@ -63,6 +63,21 @@ def fit_image(image: Image.Image, size: int, channels: int) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
+def _fit_arrays(arrays: np.ndarray, size: int, channels: int) -> torch.Tensor:
+    """`fit_image` over a stack of uint8 images, as a (N, channels, size, size) uint8 tensor."""
+    height, width = arrays.shape[1:3]
+    if arrays.ndim == 3 and size * 3 / 4 <= max(height, width) <= size:
+        # Grey images that only need padding: one array operation instead of N PIL calls.
+        top, left = (size - height) // 2, (size - width) // 2
+        padded = np.zeros((len(arrays), size, size), dtype=np.uint8)
+        padded[:, top:top + height, left:left + width] = arrays
+        return torch.from_numpy(padded).unsqueeze(1).expand(-1, channels, -1, -1).contiguous()
+    if not len(arrays):
+        return torch.zeros(0, channels, size, size, dtype=torch.uint8)
+    return torch.stack([(fit_image(Image.fromarray(a), size, channels) * 255).round().to(torch.uint8)
+                        for a in arrays])
+
+
 def held_out(image_id: str, fraction: float) -> bool:
     """Whether an image belongs to the held-out test share, decided by a hash of its id.
 
@@ -92,10 +107,7 @@ class ImageDataset(Dataset):
         self._cache: torch.Tensor | None = None
         if arrays is not None:
             # Convert once; the built-in sets are small enough to keep in memory as uint8.
-            self._cache = torch.stack([
-                (fit_image(Image.fromarray(a), image_size, channels) * 255).round().to(torch.uint8)
-                for a in arrays]) if len(arrays) else torch.zeros(0, channels, image_size, image_size,
-                                                                   dtype=torch.uint8)
+            self._cache = _fit_arrays(arrays, image_size, channels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -112,6 +124,18 @@ class ImageDataset(Dataset):
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise UserError(f"cannot decode image {path}: {exc}; remove or replace the file") from None
         return image, self.labels[index]
+
+    def verify(self, indices=None) -> None:
+        """Check that image files open and look intact before a long run starts (fast: no full decode)."""
+        if self._paths is None:
+            return
+        for index in range(len(self)) if indices is None else indices:
+            path = self._paths[index]
+            try:
+                with Image.open(path) as raw:
+                    raw.verify()
+            except Exception as exc:  # Pillow raises many types for a broken file
+                raise UserError(f"cannot decode image {path}: {exc}; remove or replace the file") from None
 
     def class_index(self, name: str) -> int:
         """The label of a class given by name (case-insensitive) or by index."""

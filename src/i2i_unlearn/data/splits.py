@@ -94,7 +94,7 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
         forget_labels = []
         forget_test = Subset(train, forget_idx)
     if not forget_idx:
-        raise UserError("the forget set is empty: the named classes have no training images; check the names")
+        raise UserError("the forget set is empty; name classes that have training images or list at least one image")
     forget_names = [train.class_names[c] for c in forget_labels]
 
     if retain_classes:
@@ -128,6 +128,9 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
     if len(retain) == 0:
         raise UserError("the retain set is empty; check --retain-classes, --retain-limit or --retain-source")
 
+    forget = Subset(train, forget_idx)
+    for subset in (forget, retain):  # a broken file fails here, not halfway through a run
+        subset.dataset.verify(subset.indices)
     retain_test = Subset(test, torch.isin(test_labels, torch.tensor(retain_labels)).nonzero().flatten().tolist())
     info = {
         "dataset": dataset, "image_size": image_size, "channels": channels,
@@ -137,4 +140,4 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
         "counts": {"forget": len(forget_idx), "retain": len(retain),
                    "forget_test": len(forget_test), "retain_test": len(retain_test)},
     }
-    return Splits(Subset(train, forget_idx), retain, forget_test, retain_test, forget_names, info)
+    return Splits(forget, retain, forget_test, retain_test, forget_names, info)

@@ -1,0 +1,9 @@
+"""Metrics, each usable alone: feature extractors, Fréchet distance, embedding cosine, hole MSE/PSNR."""
+
+from .features import FeatureExtractor, EXTRACTORS, get_extractor
+from .fid import FeatureStats, frechet_distance
+from .cosine import embedding_cosine
+from .pixels import hole_mse, psnr
+
+__all__ = ["FeatureExtractor", "EXTRACTORS", "get_extractor", "FeatureStats", "frechet_distance",
+           "embedding_cosine", "hole_mse", "psnr"]

