@@ -5,8 +5,13 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import UnlearningMethod, noise_like, NOISE_KINDS
 from .i2i import I2IUnlearning
+from .max_loss import MaxLoss
+from .noisy_label import NoisyLabel
+from .random_encoder import RandomEncoder
+from .retain_label import RetainLabel
 
-METHODS: dict[str, type[UnlearningMethod]] = {cls.name: cls for cls in (I2IUnlearning,)}
+METHODS: dict[str, type[UnlearningMethod]] = {
+    cls.name: cls for cls in (I2IUnlearning, MaxLoss, NoisyLabel, RetainLabel, RandomEncoder)}
 
 
 def create_method(name: str, model, **settings) -> UnlearningMethod:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data import make_mask
@@ -73,14 +74,31 @@ class UnlearningMethod(nn.Module):
         """A fresh training mask for a batch (student and teacher share it within a term)."""
         return make_mask(self.mask, images.shape[0], self.model.image_size, self.model.patch_size).to(images.device)
 
-    def forget_term(self, forget_images: torch.Tensor) -> torch.Tensor:
+    def forget_term(self, forget_images: torch.Tensor, retain_images: torch.Tensor) -> torch.Tensor:
+        """The loss on forget samples. `retain_images` may only serve to build a target under
+        no_grad (Retain Label); the term is computed on the forget samples."""
         raise NotImplementedError
 
     def retain_term(self, retain_images: torch.Tensor) -> torch.Tensor:
+        """The loss on retain samples only."""
         raise NotImplementedError
 
+    # Shared terms ---------------------------------------------------------------------------
+    def embedding_term(self, images: torch.Tensor, target_images: torch.Tensor | None = None) -> torch.Tensor:
+        """MSE between the student's embedding of `images` and the teacher's embedding of
+        `target_images` (default the same images) under one shared mask."""
+        hole = self.hole(images)
+        with torch.no_grad():
+            target = self.model.embed(images if target_images is None else target_images, hole,
+                                      encoder=self.teacher)
+        return F.mse_loss(self.model.embed(images, hole), target)
+
+    def task_term(self, images: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """The family's own training loss on masked `images` (against `target`, default themselves)."""
+        return self.model.task_loss(images, self.hole(images), target=target)
+
     def forward(self, batch: dict[str, torch.Tensor]):
-        forget = self.forget_term(batch["forget"])
+        forget = self.forget_term(batch["forget"], batch["retain"])
         retain = self.retain_term(batch["retain"])
         loss = self.retain_alpha * retain + self.forget_alpha * forget
         return loss, {"forget_term": forget.detach(), "retain_term": retain.detach()}

@@ -8,9 +8,6 @@ so forget outputs become what the model makes of noise, retain outputs stay as t
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
 from .base import UnlearningMethod, noise_like
 
 
@@ -18,14 +15,8 @@ class I2IUnlearning(UnlearningMethod):
     name = "i2i"
     scope = "encoder"
 
-    def forget_term(self, forget_images):
-        hole = self.hole(forget_images)
-        with torch.no_grad():
-            target = self.model.embed(noise_like(forget_images, self.noise), hole, encoder=self.teacher)
-        return F.mse_loss(self.model.embed(forget_images, hole), target)
+    def forget_term(self, forget_images, retain_images):
+        return self.embedding_term(forget_images, target_images=noise_like(forget_images, self.noise))
 
     def retain_term(self, retain_images):
-        hole = self.hole(retain_images)
-        with torch.no_grad():
-            target = self.model.embed(retain_images, hole, encoder=self.teacher)
-        return F.mse_loss(self.model.embed(retain_images, hole), target)
+        return self.embedding_term(retain_images)

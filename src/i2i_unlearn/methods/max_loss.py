@@ -1,0 +1,17 @@
+"""Baseline Max Loss: train the whole model to keep its task loss low on retain images and
+push it up on forget images (loss = L_task(retain) - alpha * L_task(forget))."""
+
+from __future__ import annotations
+
+from .base import UnlearningMethod
+
+
+class MaxLoss(UnlearningMethod):
+    name = "max_loss"
+    scope = "model"
+
+    def forget_term(self, forget_images, retain_images):
+        return -self.task_term(forget_images)  # unbounded below: gradient clipping keeps steps finite
+
+    def retain_term(self, retain_images):
+        return self.task_term(retain_images)
