@@ -81,12 +81,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
     evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
     _add_data_flags(evaluate)
-    evaluate.add_argument("--task", default="center", help="center[:r], outpaint[:r] or random[:r]")
-    evaluate.add_argument("--eval-per-class", type=int, default=None, help="at most N test images per class")
+    _add_eval_flags(evaluate)
     evaluate.add_argument("--features", default="efficientnet-lite0", help="feature extractor for FID/cosine")
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--seed", type=int, default=0)
+    compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
+    compare.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
+    compare.add_argument("--methods", type=_csv, default=None, help="default: every method")
+    compare.add_argument("--out", required=True)
+    _add_data_flags(compare)
+    _add_eval_flags(compare)
+    _add_unlearn_flags(compare)
+
+    sweep = commands.add_parser("sweep", help="the paper's method over several forget_alpha values, plotted")
+    sweep.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    sweep.add_argument("--alphas", type=_csv, default=["0.02", "0.05", "0.1", "0.2", "0.5", "1.0"])
+    sweep.add_argument("--compare", default=None, help="a compare.json whose models to mark on the plot")
+    sweep.add_argument("--out", required=True)
+    _add_data_flags(sweep)
+    _add_eval_flags(sweep)
+    _add_unlearn_flags(sweep)
     return parser
+
+
+def _add_eval_flags(parser):
+    parser.add_argument("--task", default="center", help="evaluation task: center[:r], outpaint[:r], random[:r]")
+    parser.add_argument("--eval-per-class", type=int, default=50, help="test images per class to evaluate on")
+
+
+def _eval_sets(args, splits):
+    from .data import subset_per_class
+
+    if args.eval_per_class is not None and args.eval_per_class < 2:
+        raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
+    return {"retain": subset_per_class(splits.retain_test, args.eval_per_class, args.seed),
+            "forget": subset_per_class(splits.forget_test, args.eval_per_class, args.seed)}
 
 
 def _add_unlearn_flags(parser):
@@ -154,7 +184,6 @@ def _run_unlearn(args) -> None:
 def _run_evaluate(args) -> None:
     from pathlib import Path
 
-    from .data import subset_per_class
     from .evaluate import evaluate
     from .metrics import get_extractor
     from .models import load_model
@@ -164,8 +193,7 @@ def _run_evaluate(args) -> None:
     extractor = get_extractor(args.features)
     model = load_model(args.model)
     splits = _splits(args, model)
-    sets = {"retain": subset_per_class(splits.retain_test, args.eval_per_class, args.seed),
-            "forget": subset_per_class(splits.forget_test, args.eval_per_class, args.seed)}
+    sets = _eval_sets(args, splits)
     folder = prepare_out_dir(args.out)
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples = evaluate(model, sets, args.task, extractor, args.batch_size, args.seed)
@@ -177,6 +205,43 @@ def _run_evaluate(args) -> None:
     for name, values in metrics.items():
         print(name, " ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "images"),
               f"({values['images']} images)")
+
+
+def _run_compare(args) -> None:
+    from .compare import compare
+    from .methods import METHODS
+    from .models import load_model
+
+    config = _unlearn_config(args)
+    config.check()
+    methods = args.methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
+    model = load_model(args.model)
+    if args.retrained:
+        load_model(args.retrained)  # fail now, not after every method has run
+    splits = _splits(args, model)
+    compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
+            args.task, cpu=args.cpu)
+
+
+def _run_sweep(args) -> None:
+    from .models import load_model
+    from .sweep import sweep
+
+    config = _unlearn_config(args)
+    config.check()
+    try:
+        alphas = [float(a) for a in args.alphas]
+    except ValueError:
+        raise UserError(f"--alphas must be numbers, e.g. 0.05,0.2,1, not {','.join(args.alphas)}") from None
+    if args.compare and not os.path.isfile(args.compare):
+        raise UserError(f"--compare {args.compare} not found; pass the compare.json written by 'compare'")
+    model = load_model(args.model)
+    splits = _splits(args, model)
+    sweep(args.model, splits, _eval_sets(args, splits), config, alphas, args.out, args.compare, args.task,
+          cpu=args.cpu)
 
 
 def _run_train(args) -> None:
@@ -192,7 +257,8 @@ def _run_train(args) -> None:
           f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
 
-COMMANDS = {"train": _run_train, "demo": _run_demo, "unlearn": _run_unlearn, "evaluate": _run_evaluate}
+COMMANDS = {"train": _run_train, "demo": _run_demo, "unlearn": _run_unlearn, "evaluate": _run_evaluate,
+            "compare": _run_compare, "sweep": _run_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from .features import FeatureExtractor, EXTRACTORS, get_extractor
 from .fid import FeatureStats, frechet_distance
 from .cosine import embedding_cosine
 from .pixels import hole_mse, psnr
+from .inception_score import inception_score
 
 __all__ = ["FeatureExtractor", "EXTRACTORS", "get_extractor", "FeatureStats", "frechet_distance",
-           "embedding_cosine", "hole_mse", "psnr"]
+           "embedding_cosine", "hole_mse", "psnr", "inception_score"]

@@ -14,10 +14,17 @@ from ..errors import UserError
 
 
 class FeatureExtractor(nn.Module):
-    """Base class: `name`, `dim`, and `forward(images) -> (N, dim)`."""
+    """Base class: `name`, `dim`, and `forward(images) -> (N, dim)`.
+
+    Extractors with a classifier head also give `class_logits(features)` (used by the
+    Inception Score); others return None there.
+    """
 
     name = ""
     dim = 0
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor | None:
+        return None
 
 
 class EfficientNetLite0(FeatureExtractor):
@@ -53,6 +60,10 @@ class EfficientNetLite0(FeatureExtractor):
                                align_corners=False, antialias=True)
         maps = self.network.extract_features(images * 2 - 1)
         return maps.mean(dim=(2, 3))
+
+    def class_logits(self, features):
+        """ImageNet class logits from pooled features (the network's own classifier head)."""
+        return self.network._fc(features)
 
 
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {EfficientNetLite0.name: EfficientNetLite0}

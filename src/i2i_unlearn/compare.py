@@ -1,0 +1,88 @@
+"""Side by side: the original model, every unlearning method and the retrained model.
+
+All methods get the same data, step budget and seed, and every model goes through the same
+evaluation. Besides each model's own metrics, each one's distance to the retrained model's
+completions of the forget test set is reported (the honest question: how close does a method
+land to retraining without the forget set, at what cost).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .data import Splits
+from .evaluate import evaluate
+from .metrics import embedding_cosine, get_extractor, hole_mse
+from .models import load_model
+from .records import RunRecord, prepare_out_dir
+from .unlearn import UnlearnConfig, unlearn
+from .viz import completion_rows, sample_grid
+
+METRICS = (("fid", "FID"), ("is", "IS"), ("cosine", "cosine"), ("hole_mse", "hole MSE"))
+
+
+def distance_to(reference: dict, outputs: dict) -> dict:
+    """How far `outputs` (completions of one set) are from the `reference` model's completions."""
+    return {"hole_mse": float(hole_mse(outputs["completed"], reference["completed"], outputs["hole"]).mean()),
+            "cosine": float(embedding_cosine(outputs["features"], reference["features"]).mean())}
+
+
+def markdown_table(results: dict) -> str:
+    """Results as a Markdown table like the paper's Table 1, plus distance to the retrained model."""
+    head = ["model"] + [f"{s} {label}" for s in ("retain", "forget") for _, label in METRICS]
+    head += ["forget: MSE to retrained", "forget: cosine to retrained", "seconds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in results.items():
+        cells = [name]
+        for set_name in ("retain", "forget"):
+            cells += [f"{row['metrics'][set_name].get(key, float('nan')):.4g}" for key, _ in METRICS]
+        distance = row.get("to_retrained")
+        cells += [f"{distance['hole_mse']:.4g}", f"{distance['cosine']:.4f}"] if distance else ["-", "-"]
+        cells.append(f"{row['seconds']:.0f}" if row.get("seconds") is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, methods: list[str],
+            out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False) -> dict:
+    """Unlearn with every method in `methods`, evaluate everything, write compare.{json,md} and samples.png."""
+    folder = prepare_out_dir(out)
+    record = RunRecord("compare", {"model": str(model_path), "retrained": retrained, "methods": methods,
+                                   "task": task, "unlearn": vars(config)})
+    extractor, cache, results, outputs = get_extractor(), {}, {}, {}
+
+    def measure(name: str, model, seconds):
+        metrics, kept = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, keep_outputs=True)
+        results[name] = {"metrics": metrics, "seconds": seconds}
+        outputs[name] = kept
+
+    measure("original", load_model(model_path), None)
+    for method in methods:
+        start = time.perf_counter()
+        model, _ = unlearn(load_model(model_path), splits, replace(config, method=method),
+                           out=folder / "models" / method, cpu=cpu, source=str(model_path))
+        measure(method, model, time.perf_counter() - start)
+    if retrained:
+        retrained_record = Path(retrained) / "train_record.json"
+        seconds = None
+        if retrained_record.exists():
+            seconds = json.loads(retrained_record.read_text()).get("seconds")
+        measure("retrained", load_model(retrained), seconds)
+        for name in results:
+            results[name]["to_retrained"] = distance_to(outputs["retrained"]["forget"], outputs[name]["forget"])
+    payload = record.finish(data=splits.info, results=results)
+    record.write(folder / "compare.json")
+    table = markdown_table(results)
+    (folder / "compare.md").write_text(table + "\n")
+    columns = 8
+    sections = [(set_name, completion_rows(outputs["original"][set_name]["truth"][:columns],
+                                           outputs["original"][set_name]["hole"][:columns],
+                                           {name: outputs[name][set_name]["completed"][:columns]
+                                            for name in outputs}))
+                for set_name in sets]
+    sample_grid(sections, folder / "samples.png")
+    print(table)
+    return payload

@@ -1,0 +1,37 @@
+"""The bundled model: it loads, inpaints, and a short unlearning run does what the paper says."""
+
+import json
+
+import torch
+
+from i2i_unlearn.data import make_mask, make_splits, subset_per_class
+from i2i_unlearn.metrics import hole_mse
+from i2i_unlearn.models import bundled_model_path, load_model
+from i2i_unlearn.unlearn import UnlearnConfig, unlearn
+
+
+def _centre_mse(model, subset) -> float:
+    images = torch.stack([subset[i][0] for i in range(len(subset))])
+    hole = make_mask("center", len(images), model.image_size, model.patch_size)
+    return float(hole_mse(model.complete(images, hole), images, hole).mean())
+
+
+def test_bundled_checkpoint_is_small_and_complete():
+    folder = bundled_model_path()
+    assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
+    record = json.loads((folder / "train_record.json").read_text())
+    assert record["data"]["images"] == 60000 and record["config"]["seed"] == 0
+    model = load_model("bundled")
+    assert model.hf.vit.embeddings.position_embeddings.abs().sum() > 0
+
+
+def test_short_unlearning_forgets_the_forget_set_and_keeps_the_rest():
+    model = load_model("bundled")
+    splits = make_splits("fashion-mnist", 32, 1, forget_classes=["Trouser", "Sneaker"], retain_limit=5000)
+    retain_test = subset_per_class(splits.retain_test, 25)
+    forget_test = subset_per_class(splits.forget_test, 50)
+    before = _centre_mse(model, retain_test), _centre_mse(model, forget_test)
+    unlearn(model, splits, UnlearnConfig(steps=120, batch_size=32))
+    after = _centre_mse(model, retain_test), _centre_mse(model, forget_test)
+    assert after[1] > 2.5 * before[1], (before, after)
+    assert after[0] < 1.2 * before[0], (before, after)

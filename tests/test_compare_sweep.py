@@ -1,0 +1,53 @@
+"""`compare` and `sweep` run end to end on a tiny model and write their files."""
+
+import json
+
+import pytest
+
+from i2i_unlearn.cli import main
+from i2i_unlearn.compare import markdown_table
+from i2i_unlearn.methods import METHODS
+
+FAST = ["--forget-classes", "Trouser", "--retain-limit", "200", "--steps", "2", "--batch-size", "4",
+        "--eval-per-class", "2", "--warmup-steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def compare_run(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "run"
+    assert main(["compare", "--model", str(tiny_checkpoint), "--retrained", str(tiny_checkpoint),
+                 "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_compare_writes_a_table_for_every_method(compare_run):
+    results = json.loads((compare_run / "compare.json").read_text())["results"]
+    assert list(results) == ["original", *METHODS, "retrained"]
+    for name, row in results.items():
+        for set_name in ("retain", "forget"):
+            assert {"fid", "is", "cosine", "hole_mse"} <= set(row["metrics"][set_name])
+        assert "to_retrained" in row
+    # The retrained model is its own reference: zero distance, cosine one.
+    assert results["retrained"]["to_retrained"]["hole_mse"] == 0
+    assert results["retrained"]["to_retrained"]["cosine"] == pytest.approx(1.0, abs=1e-5)
+    assert results["i2i"]["seconds"] > 0
+    table = (compare_run / "compare.md").read_text()
+    assert table.count("\n") == len(results) + 2 and "| i2i |" in table
+    assert (compare_run / "samples.png").stat().st_size > 0
+    assert (compare_run / "models" / "max_loss" / "model.safetensors").exists()
+
+
+def test_sweep_plots_one_point_per_alpha(tiny_checkpoint, compare_run, tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", str(tiny_checkpoint), "--alphas", "0.1,1", "--compare",
+                 str(compare_run / "compare.json"), "--out", str(out), *FAST]) == 0
+    points = json.loads((out / "sweep.json").read_text())["points"]
+    assert set(points) == {"0.1", "1.0"}
+    assert (out / "tradeoff.png").stat().st_size > 10000
+
+
+def test_markdown_table_marks_missing_values():
+    row = {"metrics": {"retain": {"fid": 1.0, "cosine": 0.5, "hole_mse": 0.1},
+                       "forget": {"fid": 2.0, "cosine": 0.4, "hole_mse": 0.2}}, "seconds": None}
+    table = markdown_table({"original": row})
+    assert "| original | 1 | nan | 0.5 | 0.1 | 2 | nan | 0.4 | 0.2 | - | - | - |" in table
