@@ -65,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+
     demo = commands.add_parser("demo", help="the bundled MAE forgets two Fashion-MNIST classes")
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
-    demo.add_argument("--eval-per-class", type=int, default=50, help="test images per class to evaluate on")
+    _add_eval_flags(demo)
     _add_unlearn_flags(demo)
 
     unlearn = commands.add_parser("unlearn", help="make a checkpoint forget a forget set")
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--features", default="efficientnet-lite0", help="feature extractor for FID/cosine")
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--seed", type=int, default=0)
+
     compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
     compare.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
     compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
@@ -166,7 +168,7 @@ def _run_demo(args) -> None:
     config.check()
     if args.eval_per_class < 2:
         raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
-    run_demo(args.out, args.forget_classes, args.eval_per_class, config, cpu=args.cpu)
+    run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu)
 
 
 def _run_unlearn(args) -> None:

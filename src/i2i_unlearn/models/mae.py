@@ -39,6 +39,8 @@ class MAEModel(I2IModel):
         super().__init__()
         self.hf = hf_model
         config = hf_model.config
+        # Each call sets config.mask_ratio to its own mask; checkpoints keep the trained value.
+        self._saved_mask_ratio = config.mask_ratio
         channels = config.num_channels
         mean = image_mean if image_mean is not None else getattr(config, "i2i_image_mean", [0.5] * channels)
         std = image_std if image_std is not None else getattr(config, "i2i_image_std", [0.5] * channels)
@@ -98,6 +100,7 @@ class MAEModel(I2IModel):
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> None:
         self.hf.config.i2i_image_mean = self.pixel_mean.flatten().tolist()
         self.hf.config.i2i_image_std = self.pixel_std.flatten().tolist()
+        self.hf.config.mask_ratio = self._saved_mask_ratio
         original = next(self.hf.parameters()).dtype
         self.hf.to(dtype)
         try:
