@@ -84,9 +84,11 @@ def _synthetic_splits():
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_a_short_run_moves_the_forget_term_the_intended_way(tiny_checkpoint, name):
-    model = load_model(tiny_checkpoint)
-    splits = make_splits("fashion-mnist", 16, 1, forget_classes=["Trouser"], retain_limit=64)
+def test_a_short_run_moves_the_forget_term_the_intended_way(name):
+    # The bundled model, because a barely trained one completes every image alike and Retain
+    # Label's target would then already be met.
+    model = load_model("bundled")
+    splits = make_splits("fashion-mnist", 32, 1, forget_classes=["Trouser"], retain_limit=64)
     splits.forget = Subset(splits.forget.dataset, splits.forget.indices[:64])
     forget = torch.stack([splits.forget[i][0] for i in range(16)])
     retain = torch.stack([splits.retain[i][0] for i in range(16)])
