@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the data sets that Debian packages carry: Fashion-MNIST, the Noto Color Emoji font
-# and Unicode's emoji list. Skips what is already there; needs root (or sudo) for apt-get.
+# and Unicode's emoji list, plus Chromium, which the tests use to render `i2i-unlearn report` pages.
+# Skips what is already there; needs root (or sudo) for apt-get.
 set -euo pipefail
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 [ -f /usr/share/unicode/emoji/emoji-test.txt ] || need+=(unicode-data)
+command -v chromium > /dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get > /dev/null; then
     echo "missing data packages: ${need[*]}; install them, or set I2I_UNLEARN_FASHION_MNIST=DIR" >&2

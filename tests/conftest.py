@@ -1,9 +1,12 @@
 """Shared fixtures: tiny models and small real image folders, all built offline."""
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Cached real-image features go to a fresh folder, so tests neither read nor fill the user's cache.
+os.environ["I2I_UNLEARN_CACHE"] = tempfile.mkdtemp(prefix="i2i-unlearn-cache-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

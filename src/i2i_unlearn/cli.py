@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
+    classifier = commands.add_parser("train-classifier",
+                                     help="train the small classifier used for features and forget-class accuracy")
+    _add_data_flags(classifier, with_forget=False)
+    classifier.add_argument("--out", required=True, help="new folder for the classifier and its record")
+    classifier.add_argument("--image-size", type=int, default=32)
+    classifier.add_argument("--channels", type=int, default=1, choices=[1, 3])
+    classifier.add_argument("--width", type=int, default=16, help="channels of the first conv block")
+    classifier.add_argument("--steps", type=int, default=2000)
+    classifier.add_argument("--batch-size", type=int, default=128)
+    classifier.add_argument("--lr", type=float, default=2e-3)
+    classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+
     demo = commands.add_parser("demo", help="the bundled MAE forgets two Fashion-MNIST classes")
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
@@ -83,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
     _add_data_flags(evaluate)
     _add_eval_flags(evaluate)
-    evaluate.add_argument("--features", default="efficientnet-lite0", help="feature extractor for FID/cosine")
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--seed", type=int, default=0)
 
@@ -104,12 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(sweep)
     _add_eval_flags(sweep)
     _add_unlearn_flags(sweep)
+
+    report = commands.add_parser("report", help="run folders as one self-contained HTML page")
+    report.add_argument("run_dirs", nargs="+", help="folders written by demo, evaluate, compare or sweep")
+    report.add_argument("--out", default=None, help="new HTML file (default: <first run dir>/report.html)")
     return parser
 
 
 def _add_eval_flags(parser):
     parser.add_argument("--task", default="center", help="evaluation task: center[:r], outpaint[:r], random[:r]")
     parser.add_argument("--eval-per-class", type=int, default=50, help="test images per class to evaluate on")
+    parser.add_argument("--features", default="efficientnet-lite0",
+                        help="feature extractor for FID/KID/IS/cosine: efficientnet-lite0 (default), "
+                             "inception-v3:FILE, clip:DIR, classifier[:DIR]")
+    parser.add_argument("--classifier", default="auto",
+                        help="classifier folder judging class accuracy; 'auto' = bundled one for the dataset, "
+                             "'none' = skip")
 
 
 def _eval_sets(args, splits):
@@ -168,7 +190,8 @@ def _run_demo(args) -> None:
     config.check()
     if args.eval_per_class < 2:
         raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
-    run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu)
+    run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
+             features=args.features, classifier=args.classifier)
 
 
 def _run_unlearn(args) -> None:
@@ -186,24 +209,30 @@ def _run_unlearn(args) -> None:
 def _run_evaluate(args) -> None:
     from pathlib import Path
 
-    from .evaluate import evaluate
+    from .evaluate import default_classifier, evaluate, membership_sets
     from .metrics import get_extractor
+    from .metrics.membership import membership_auc
     from .models import load_model
     from .records import RunRecord, prepare_out_dir
     from .viz import completion_rows, sample_grid
 
-    extractor = get_extractor(args.features)
+    extractor = get_extractor(args.features, args.dataset)
+    classifier = default_classifier(args.dataset, args.classifier)
     model = load_model(args.model)
     splits = _splits(args, model)
     sets = _eval_sets(args, splits)
     folder = prepare_out_dir(args.out)
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
-    metrics, samples = evaluate(model, sets, args.task, extractor, args.batch_size, args.seed)
-    record.finish(model=str(args.model), task=args.task, features=args.features, data=splits.info,
-                  metrics=metrics)
+    metrics, samples = evaluate(model, sets, args.task, extractor, args.batch_size, args.seed, classifier=classifier)
+    members, non_members = membership_sets(splits, args.eval_per_class, args.seed)
+    auc = membership_auc(model, members, non_members, args.task, args.seed)
+    record.finish(model=str(args.model), task=args.task, features=extractor.name, data=splits.info,
+                  metrics=metrics, membership_inference={"model": auc},
+                  membership_sets={"members": len(members), "non_members": len(non_members)})
     record.write(Path(folder) / "metrics.json")
     sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
                  for name, s in samples.items()], Path(folder) / "samples.png")
+    print(f"membership inference AUC {auc:.3f} (0.5 = cannot tell members)")
     for name, values in metrics.items():
         print(name, " ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "images"),
               f"({values['images']} images)")
@@ -225,7 +254,8 @@ def _run_compare(args) -> None:
         load_model(args.retrained)  # fail now, not after every method has run
     splits = _splits(args, model)
     compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
-            args.task, cpu=args.cpu)
+            args.task, cpu=args.cpu, features=args.features, classifier=args.classifier,
+            eval_per_class=args.eval_per_class)
 
 
 def _run_sweep(args) -> None:
@@ -243,7 +273,7 @@ def _run_sweep(args) -> None:
     model = load_model(args.model)
     splits = _splits(args, model)
     sweep(args.model, splits, _eval_sets(args, splits), config, alphas, args.out, args.compare, args.task,
-          cpu=args.cpu)
+          cpu=args.cpu, features=args.features, classifier=args.classifier)
 
 
 def _run_train(args) -> None:
@@ -259,8 +289,27 @@ def _run_train(args) -> None:
           f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
 
-COMMANDS = {"train": _run_train, "demo": _run_demo, "unlearn": _run_unlearn, "evaluate": _run_evaluate,
-            "compare": _run_compare, "sweep": _run_sweep}
+def _run_report(args) -> None:
+    from pathlib import Path
+
+    from .report import write_report
+
+    print(write_report(args.run_dirs, args.out or Path(args.run_dirs[0]) / "report.html"))
+
+
+def _run_train_classifier(args) -> None:
+    from .metrics.classifier import ClassifierConfig, train_classifier
+
+    config = ClassifierConfig(dataset=args.dataset, image_size=args.image_size, channels=args.channels,
+                              width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    record = train_classifier(config, args.out, cpu=args.cpu)
+    print(f"trained in {record['seconds']:.0f} s; test accuracy {record['test_accuracy']:.4f} on "
+          f"{record['test_images']} images; saved to {args.out}")
+
+
+COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
+            "unlearn": _run_unlearn, "evaluate": _run_evaluate,
+            "compare": _run_compare, "sweep": _run_sweep, "report": _run_report}
 
 
 def main(argv: list[str] | None = None) -> int:

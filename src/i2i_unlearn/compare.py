@@ -14,14 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from .data import Splits
-from .evaluate import evaluate
+from .evaluate import default_classifier, evaluate, membership_sets
 from .metrics import embedding_cosine, get_extractor, hole_mse
-from .models import load_model
+from .metrics.membership import membership_auc
+from .models import bundled_model_path, load_model
 from .records import RunRecord, prepare_out_dir
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, sample_grid
 
-METRICS = (("fid", "FID"), ("is", "IS"), ("cosine", "cosine"), ("hole_mse", "hole MSE"))
+METRICS = (("fid", "FID"), ("kid", "KID"), ("is", "IS"), ("cosine", "cosine"), ("hole_mse", "hole MSE"),
+           ("ssim", "SSIM"), ("class_accuracy", "class acc."))
 
 
 def distance_to(reference: dict, outputs: dict) -> dict:
@@ -33,7 +35,7 @@ def distance_to(reference: dict, outputs: dict) -> dict:
 def markdown_table(results: dict) -> str:
     """Results as a Markdown table like the paper's Table 1, plus distance to the retrained model."""
     head = ["model"] + [f"{s} {label}" for s in ("retain", "forget") for _, label in METRICS]
-    head += ["forget: MSE to retrained", "forget: cosine to retrained", "seconds"]
+    head += ["forget: MSE to retrained", "forget: cosine to retrained", "MIA AUC", "seconds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in results.items():
         cells = [name]
@@ -41,22 +43,30 @@ def markdown_table(results: dict) -> str:
             cells += [f"{row['metrics'][set_name].get(key, float('nan')):.4g}" for key, _ in METRICS]
         distance = row.get("to_retrained")
         cells += [f"{distance['hole_mse']:.4g}", f"{distance['cosine']:.4f}"] if distance else ["-", "-"]
+        cells.append(f"{row['membership_auc']:.3f}" if row.get("membership_auc") is not None else "-")
         cells.append(f"{row['seconds']:.0f}" if row.get("seconds") is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, methods: list[str],
-            out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False) -> dict:
+            out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False,
+            features: str = "efficientnet-lite0", classifier: str | None = "auto",
+            eval_per_class: int | None = None) -> dict:
     """Unlearn with every method in `methods`, evaluate everything, write compare.{json,md} and samples.png."""
     folder = prepare_out_dir(out)
     record = RunRecord("compare", {"model": str(model_path), "retrained": retrained, "methods": methods,
-                                   "task": task, "unlearn": vars(config)})
-    extractor, cache, results, outputs = get_extractor(), {}, {}, {}
+                                   "task": task, "unlearn": vars(config), "features": features,
+                                   "classifier": classifier})
+    extractor, cache, results, outputs = get_extractor(features, splits.info["dataset"]), {}, {}, {}
+    judge = default_classifier(splits.info["dataset"], classifier)
+    members, non_members = membership_sets(splits, eval_per_class, config.seed)
 
     def measure(name: str, model, seconds):
-        metrics, kept = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, keep_outputs=True)
-        results[name] = {"metrics": metrics, "seconds": seconds}
+        metrics, kept = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, keep_outputs=True,
+                                 classifier=judge)
+        results[name] = {"metrics": metrics, "seconds": seconds,
+                         "membership_auc": membership_auc(model, members, non_members, task, config.seed)}
         outputs[name] = kept
 
     measure("original", load_model(model_path), None)
@@ -66,14 +76,17 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
                            out=folder / "models" / method, cpu=cpu, source=str(model_path))
         measure(method, model, time.perf_counter() - start)
     if retrained:
-        retrained_record = Path(retrained) / "train_record.json"
+        folder_of_retrained = (bundled_model_path(retrained.partition(":")[2] or "mae-fashion-mnist")
+                               if retrained.startswith("bundled") else Path(retrained))
+        retrained_record = folder_of_retrained / "train_record.json"
         seconds = None
         if retrained_record.exists():
             seconds = json.loads(retrained_record.read_text()).get("seconds")
         measure("retrained", load_model(retrained), seconds)
         for name in results:
             results[name]["to_retrained"] = distance_to(outputs["retrained"]["forget"], outputs[name]["forget"])
-    payload = record.finish(data=splits.info, results=results)
+    payload = record.finish(data=splits.info, results=results, features=extractor.name,
+                            membership_sets={"members": len(members), "non_members": len(non_members)})
     record.write(folder / "compare.json")
     table = markdown_table(results)
     (folder / "compare.md").write_text(table + "\n")

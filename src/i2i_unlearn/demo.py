@@ -1,34 +1,58 @@
-"""`i2i-unlearn demo`: the bundled MAE forgets two Fashion-MNIST classes, evaluated before and after."""
+"""`i2i-unlearn demo`: the bundled MAE forgets two Fashion-MNIST classes, evaluated before and after.
+
+It also evaluates the bundled model retrained without those classes (the gold standard) when the
+forget classes are the ones it left out, runs the membership inference attack on all three, and
+ends with an HTML report of everything.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .data import make_splits, subset_per_class
-from .evaluate import evaluate
+from .evaluate import default_classifier, evaluate, membership_sets
 from .metrics import get_extractor
+from .metrics.membership import membership_auc
 from .models import bundled_model_path, load_model
 from .records import now, prepare_out_dir, versions, write_json
+from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
-from .viz import completion_rows, sample_grid
+from .viz import completion_rows, sample_grid, tsne_plot
 
 DEMO_FORGET_CLASSES = ["Trouser", "Bag"]
+RETRAINED = "mae-fashion-mnist-retrain-trouser-bag"
+TABLE_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "cosine", "class_accuracy")
 
 
-def format_table(before: dict, after: dict) -> str:
-    """A small text table: one row per (set, metric), before / after / ratio."""
-    lines = [f"{'set':<8}{'metric':<10}{'before':>10}{'after':>10}{'after/before':>14}"]
-    for name in before:
-        for metric in ("hole_mse", "psnr", "fid", "cosine"):
-            b, a = before[name][metric], after[name][metric]
-            ratio = f"{a / b:.2f}x" if b else "-"
-            lines.append(f"{name:<8}{metric:<10}{b:>10.4f}{a:>10.4f}{ratio:>14}")
+def bundled_retrained(forget_classes: list[str]) -> Path | None:
+    """The bundled retrained-from-scratch model whose left-out classes are exactly `forget_classes`."""
+    record = bundled_model_path(RETRAINED) / "train_record.json"
+    if not record.is_file():
+        return None
+    excluded = json.loads(record.read_text())["data"]["excluded_classes"]
+    return record.parent if sorted(excluded) == sorted(forget_classes) else None
+
+
+def format_table(columns: dict[str, dict]) -> str:
+    """A small text table: one row per (set, metric), one column per model, and after/before."""
+    names = list(columns)
+    lines = [f"{'set':<8}{'metric':<16}" + "".join(f"{n:>11}" for n in names) + f"{'after/before':>14}"]
+    for set_name in columns["before"]:
+        for metric in TABLE_METRICS:
+            values = [columns[n][set_name].get(metric) for n in names]
+            if values[0] is None:
+                continue
+            before, after = columns["before"][set_name][metric], columns["after"][set_name][metric]
+            ratio = f"{after / before:.2f}x" if before else "-"
+            lines.append(f"{set_name:<8}{metric:<16}" + "".join(f"{v:>11.4g}" for v in values) + f"{ratio:>14}")
     return "\n".join(lines)
 
 
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
-             config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False) -> dict:
-    """Unlearn two classes from the bundled model and write metrics.json and samples.png to `out`."""
+             config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
+             features: str = "efficientnet-lite0", classifier: str | None = "auto") -> dict:
+    """Unlearn two classes from the bundled model; write metrics.json, samples.png, tsne.png, report.html."""
     forget_classes = forget_classes or DEMO_FORGET_CLASSES
     config = config or UnlearnConfig()
     folder = prepare_out_dir(out)
@@ -38,24 +62,55 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
                          seed=config.seed)
     sets = {"retain": subset_per_class(splits.retain_test, eval_per_class, config.seed),
             "forget": subset_per_class(splits.forget_test, eval_per_class, config.seed)}
-    extractor, cache = get_extractor(), {}
-    print(f"evaluating the bundled model on {len(sets['retain'])} retain and {len(sets['forget'])} forget "
-          "test images ...")
-    before, before_samples = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache)
+    members, non_members = membership_sets(splits, eval_per_class, config.seed)
+    extractor, cache = get_extractor(features, "fashion-mnist"), {}
+    classifier = default_classifier("fashion-mnist", classifier)
+
+    def measure(name: str, network, keep: bool = False):
+        print(f"evaluating {name} on {len(sets['retain'])} retain and {len(sets['forget'])} forget test images ...")
+        metrics, samples = evaluate(network, sets, task, extractor, seed=config.seed, cache=cache,
+                                    keep_outputs=keep, classifier=classifier)
+        auc = membership_auc(network, members, non_members, task, config.seed)
+        return metrics, samples, auc
+
+    before, before_samples, auc_before = measure("the bundled model", model)
     print(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
           f"{len(splits.retain)} retain training images) ...")
     model, record = unlearn(model, splits, config, out=folder / "model", cpu=cpu, source=str(checkpoint))
-    after, after_samples = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache)
+    after, after_samples, auc_after = measure("the unlearned model", model, keep=True)
+    columns = {"before": before, "after": after}
+    completions = {"before": before_samples, "after": after_samples}
+    auc = {"original": auc_before, "unlearned": auc_after}
+    retrained_path = bundled_retrained(splits.forget_classes)
+    if retrained_path is not None:
+        columns["retrained"], completions["retrained"], auc["retrained"] = measure(
+            "the model retrained without them", load_model(retrained_path))
+
     metrics = {"model": model.family, "method": config.method, "forget_classes": splits.forget_classes,
-               "task": task, "unlearn_seconds": record["seconds"], "before": before, "after": after,
+               "task": task, "features": extractor.name, "unlearn_seconds": record["seconds"],
+               "before": before, "after": after, "retrained": columns.get("retrained"),
+               "retrained_model": str(retrained_path) if retrained_path else None,
+               "membership_inference": auc,
+               "membership_sets": {"members": len(members), "non_members": len(non_members)},
                "data": splits.info, "unlearn_config": record["config"], "versions": versions(),
                "finished": now(), "checkpoint": str(folder / "model")}
     write_json(folder / "metrics.json", metrics)
-    sections = [(name, completion_rows(before_samples[name]["truth"], before_samples[name]["hole"],
-                                       {"before": before_samples[name]["completed"],
-                                        "after": after_samples[name]["completed"]}))
+    columns_shown = 8
+    sections = [(name, completion_rows(before_samples[name]["truth"][:columns_shown],
+                                       before_samples[name]["hole"][:columns_shown],
+                                       {label: samples[name]["completed"][:columns_shown]
+                                        for label, samples in completions.items()}))
                 for name in sets]
     sample_grid(sections, folder / "samples.png")
-    print(format_table(before, after))
-    print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json and {folder}/samples.png")
+    tsne_plot({"unlearned-forget": after_samples["forget"]["features"],
+               "unlearned-retain": after_samples["retain"]["features"],
+               "real-forget": after_samples["forget"]["real_features"],
+               "real-retain": after_samples["retain"]["real_features"]}, folder / "tsne.png", seed=config.seed,
+              title=f"t-SNE of {extractor.name} embeddings after unlearning")
+    report = write_report([folder], folder / "report.html")
+    print(format_table(columns))
+    print("membership inference AUC (0.5 = cannot tell members): "
+          + ", ".join(f"{name} {value:.3f}" for name, value in auc.items()))
+    print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
+          f"and {report.name}")
     return metrics

@@ -69,9 +69,11 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
-    as a dict (e.g. {"forget": ..., "retain": ...}); images only, labels are dropped.
+    as a dict (e.g. {"forget": ..., "retain": ...}): images only, or (images, labels) pairs
+    when the objective has `uses_labels = True`.
     """
     set_seed(seed)
+    with_labels = getattr(objective, "uses_labels", False)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     names = list(loaders)
@@ -84,7 +86,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     bar = tqdm(range(config.steps), desc=description, disable=not accelerator.is_local_main_process,
                dynamic_ncols=True, mininterval=1.0)
     for step in bar:
-        batch = {name: next(stream)[0] for name, stream in streams.items()}
+        batch = {name: next(stream) if with_labels else next(stream)[0] for name, stream in streams.items()}
         loss, logs = objective(batch)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)

