@@ -25,8 +25,8 @@ def test_compare_writes_a_table_for_every_method(compare_run):
     assert list(results) == ["original", *METHODS, "retrained"]
     for name, row in results.items():
         for set_name in ("retain", "forget"):
-            assert {"fid", "is", "cosine", "hole_mse"} <= set(row["metrics"][set_name])
-        assert "to_retrained" in row
+            assert {"fid", "kid", "is", "cosine", "hole_mse", "ssim", "class_accuracy"} <= set(row["metrics"][set_name])
+        assert "to_retrained" in row and 0 <= row["membership_auc"] <= 1
     # The retrained model is its own reference: zero distance, cosine one.
     assert results["retrained"]["to_retrained"]["hole_mse"] == 0
     assert results["retrained"]["to_retrained"]["cosine"] == pytest.approx(1.0, abs=1e-5)
@@ -50,4 +50,4 @@ def test_markdown_table_marks_missing_values():
     row = {"metrics": {"retain": {"fid": 1.0, "cosine": 0.5, "hole_mse": 0.1},
                        "forget": {"fid": 2.0, "cosine": 0.4, "hole_mse": 0.2}}, "seconds": None}
     table = markdown_table({"original": row})
-    assert "| original | 1 | nan | 0.5 | 0.1 | 2 | nan | 0.4 | 0.2 | - | - | - |" in table
+    assert "| original | 1 | - | - | 0.5 | 0.1 | - | - | 2 | - | - | 0.4 | 0.2 | - | - | - | - | - | - |" in table

@@ -40,7 +40,8 @@ def markdown_table(results: dict) -> str:
     for name, row in results.items():
         cells = [name]
         for set_name in ("retain", "forget"):
-            cells += [f"{row['metrics'][set_name].get(key, float('nan')):.4g}" for key, _ in METRICS]
+            values = row["metrics"][set_name]
+            cells += [f"{values[key]:.4g}" if key in values else "-" for key, _ in METRICS]
         distance = row.get("to_retrained")
         cells += [f"{distance['hole_mse']:.4g}", f"{distance['cosine']:.4f}"] if distance else ["-", "-"]
         cells.append(f"{row['membership_auc']:.3f}" if row.get("membership_auc") is not None else "-")
