@@ -10,7 +10,7 @@ need=()
 command -v chromium > /dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get > /dev/null; then
-    echo "missing data packages: ${need[*]}; install them, or set I2I_UNLEARN_FASHION_MNIST=DIR" >&2
+    echo "missing Debian packages: ${need[*]}; install them (chromium only serves the report test), or set I2I_UNLEARN_FASHION_MNIST=DIR for the data" >&2
     exit 1
 fi
 sudo_cmd=""
