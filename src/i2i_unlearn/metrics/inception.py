@@ -251,9 +251,15 @@ class InceptionV3FID(FeatureExtractor):
             where = f"{path} not found" if path is not None else "no weights file given"
             raise UserError(f"FID Inception weights needed ({where}): download {WEIGHTS_FILE} from {WEIGHTS_URL} "
                             f"and pass it as --features inception-v3:PATH or set {WEIGHTS_ENV}=PATH")
+        self.weights = Path(path)
         self.network = FIDInceptionNetwork()
         _load_weights(self.network, str(path))
         self.eval().requires_grad_(False)
+
+    @property
+    def cache_id(self) -> str:
+        stat = self.weights.stat()
+        return f"{self.name}:{self.weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def train(self, mode: bool = True) -> InceptionV3FID:
         """The network always stays in eval mode (fixed BatchNorm statistics)."""
