@@ -1,4 +1,4 @@
-"""Command line: `i2i-unlearn {demo,train,unlearn,evaluate}`. Thin: parses flags, calls the library."""
+"""Command line: `i2i-unlearn COMMAND` (see `i2i-unlearn --help`). Thin: parses flags, calls the library."""
 
 from __future__ import annotations
 
@@ -301,7 +301,8 @@ def _run_train_classifier(args) -> None:
     from .metrics.classifier import ClassifierConfig, train_classifier
 
     config = ClassifierConfig(dataset=args.dataset, image_size=args.image_size, channels=args.channels,
-                              width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                              width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed)
     record = train_classifier(config, args.out, cpu=args.cpu)
     print(f"trained in {record['seconds']:.0f} s; test accuracy {record['test_accuracy']:.4f} on "
           f"{record['test_images']} images; saved to {args.out}")
