@@ -17,7 +17,7 @@ from .data import Splits
 from .evaluate import default_classifier, evaluate, membership_sets
 from .metrics import embedding_cosine, get_extractor, hole_mse
 from .metrics.membership import membership_auc
-from .models import bundled_model_path, load_model
+from .models import checkpoint_folder, load_model
 from .records import RunRecord, prepare_out_dir
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, sample_grid
@@ -77,9 +77,7 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
                            out=folder / "models" / method, cpu=cpu, source=str(model_path))
         measure(method, model, time.perf_counter() - start)
     if retrained:
-        folder_of_retrained = (bundled_model_path(retrained.partition(":")[2] or "mae-fashion-mnist")
-                               if retrained.startswith("bundled") else Path(retrained))
-        retrained_record = folder_of_retrained / "train_record.json"
+        retrained_record = checkpoint_folder(retrained) / "train_record.json"
         seconds = None
         if retrained_record.exists():
             seconds = json.loads(retrained_record.read_text()).get("seconds")

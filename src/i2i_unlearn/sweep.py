@@ -55,8 +55,8 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
     folder = prepare_out_dir(out)
     record = RunRecord("sweep", {"model": str(model_path), "alphas": alphas, "task": task,
-                                 "unlearn": vars(config), "compare": compare_file,
-                               "features": features, "classifier": classifier})
+                                 "unlearn": vars(config), "compare": compare_file, "features": features,
+                                 "classifier": classifier})
     extractor, cache, points = get_extractor(features, splits.info["dataset"]), {}, {}
     judge = default_classifier(splits.info["dataset"], classifier)
     for alpha in alphas:

@@ -20,6 +20,14 @@ def bundled_model_path(name: str = "mae-fashion-mnist") -> Path:
     return ASSETS / name
 
 
+def checkpoint_folder(path: str | Path) -> Path:
+    """The folder a `--model` value names: a path, or `bundled` / `bundled:NAME` for ours."""
+    text = str(path)
+    if text == "bundled" or text.startswith("bundled:"):
+        return bundled_model_path(text.partition(":")[2] or "mae-fashion-mnist")
+    return Path(path)
+
+
 def create_model(family: str, **settings) -> I2IModel:
     """A freshly initialised model of `family` (e.g. ``create_model("mae", image_size=32)``)."""
     if family not in FAMILIES:
@@ -29,10 +37,7 @@ def create_model(family: str, **settings) -> I2IModel:
 
 def load_model(path: str | Path) -> I2IModel:
     """Load a checkpoint folder (config.json + weights); `bundled` or `bundled:NAME` for ours."""
-    text = str(path)
-    if text == "bundled" or text.startswith("bundled:"):
-        path = bundled_model_path(text.partition(":")[2] or "mae-fashion-mnist")
-    folder = Path(path)
+    folder = checkpoint_folder(path)
     config_file = folder / "config.json"
     if not folder.is_dir() or not config_file.is_file():
         raise UserError(f"no checkpoint at {folder}: expected a folder with config.json and model.safetensors")
@@ -45,4 +50,5 @@ def load_model(path: str | Path) -> I2IModel:
     return FAMILIES[MODEL_TYPES[model_type]].from_pretrained(folder)
 
 
-__all__ = ["I2IModel", "MAEModel", "FAMILIES", "create_model", "load_model", "bundled_model_path"]
+__all__ = ["I2IModel", "MAEModel", "FAMILIES", "create_model", "load_model", "bundled_model_path",
+           "checkpoint_folder"]
