@@ -20,6 +20,7 @@ RECORDS = ("compare.json", "sweep.json", "metrics.json")
 KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
 LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
           "kid_std": "KID std", "class_accuracy": "class accuracy"}
+WIDE_TABLE_SKIPS = ("images", "kid_std")  # kept in the JSON; they crowd the one-row-per-model tables
 KNOWN_IMAGES = ("samples.png", "tradeoff.png", "tsne.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -100,7 +101,8 @@ def _wide_table(first: str, rows: dict[str, dict], extra: dict[str, dict] | None
     """
     extra = extra or {}
     sets = _set_names(*rows.values())
-    columns = [(s, m) for s in sets for m in metric_names(*(_dict(row.get(s)) for row in rows.values()))]
+    columns = [(s, m) for s in sets for m in metric_names(*(_dict(row.get(s)) for row in rows.values()))
+               if m not in WIDE_TABLE_SKIPS]
     extra_columns = list(dict.fromkeys(column for values in extra.values() for column in values))
     thead = (f'<tr><th class="name" rowspan="2">{escape(first)}</th>'
              + "".join(f'<th colspan="{sum(c[0] == s for c in columns)}">{escape(s)}</th>' for s in sets)
