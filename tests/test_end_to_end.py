@@ -46,3 +46,19 @@ def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys):
     for name in ("samples.png", "tsne.png", "report.html"):
         assert (out / name).stat().st_size > 1000
     assert "membership inference AUC" in capsys.readouterr().out
+
+
+def test_unlearning_runs_as_two_processes(tiny_checkpoint, tmp_path):
+    """The shared loop runs under Accelerate: two CPU processes (torchrun) unlearn together."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "i2i_unlearn.cli",
+               "unlearn", "--model", str(tiny_checkpoint), "--out", str(out), "--forget-classes", "Trouser",
+               "--retain-limit", "200", "--steps", "4", "--batch-size", "4", "--cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((out / "unlearn_record.json").read_text())
+    assert record["processes"] == 2 and (out / "model.safetensors").exists()
+    assert result.stdout.count("unlearned in") == 1

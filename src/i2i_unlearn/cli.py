@@ -203,7 +203,8 @@ def _run_unlearn(args) -> None:
     model = load_model(args.model)
     splits = _splits(args, model)
     _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model))
-    print(f"unlearned in {record['seconds']:.0f} s; saved to {args.out}")
+    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+        print(f"unlearned in {record['seconds']:.0f} s on {record['processes']} process(es); saved to {args.out}")
 
 
 def _run_evaluate(args) -> None:

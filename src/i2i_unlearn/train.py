@@ -79,7 +79,8 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
               "excluded_classes": [data.class_names[i] for i in excluded]},
         parameters={"total": sum(p.numel() for p in model.parameters()),
                     "encoder": sum(p.numel() for p in model.encoder.parameters())},
-        final_loss=history[-1]["loss"] if history else None, history=history)
+        final_loss=history[-1]["loss"] if history else None, processes=accelerator.num_processes,
+        history=history)
     if accelerator.is_main_process:
         record.write(folder / "train_record.json")
     return payload

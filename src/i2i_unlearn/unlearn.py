@@ -72,7 +72,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                          description=f"unlearn ({config.method})")
     model = accelerator.unwrap_model(method).model.eval()
     payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
-                            history=history)
+                            processes=accelerator.num_processes, history=history)
     if folder is not None and accelerator.is_main_process:
         model.save_pretrained(folder)
         record.write(folder / "unlearn_record.json")
