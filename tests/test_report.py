@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -228,9 +227,7 @@ def test_console_check_catches_a_failing_script(tmp_path):
 
 def test_report_renders_in_chromium(runs, tmp_path):
     out = write_report([runs["demo"]], tmp_path / "report.html")
-    start = time.perf_counter()
     stderr = _chromium(out, tmp_path / "shot.png", tmp_path / "profile")
-    assert time.perf_counter() - start < 20
     assert console_messages(stderr) == []
     pixels = np.asarray(Image.open(tmp_path / "shot.png").convert("RGB")).astype(int)
     magenta = (np.abs(pixels - MAGENTA) <= 8).all(axis=-1)
