@@ -12,8 +12,7 @@ import argparse
 import time
 
 from i2i_unlearn import UnlearnConfig, evaluate, load_model, make_splits, unlearn
-from i2i_unlearn.data import subset_per_class
-from i2i_unlearn.evaluate import default_classifier
+from i2i_unlearn.evaluate import default_classifier, eval_sets
 from i2i_unlearn.metrics import get_extractor
 
 
@@ -28,8 +27,7 @@ def main() -> None:
     for choice in args.choices:
         model = load_model("bundled")
         splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=choice.split(","))
-        sets = {"retain": subset_per_class(splits.retain_test, args.per_class),
-                "forget": subset_per_class(splits.forget_test, args.per_class)}
+        sets = eval_sets(splits, args.per_class)
         before, _ = evaluate(model, sets, extractor=extractor, classifier=classifier, progress=False)
         start = time.perf_counter()
         model, _ = unlearn(model, splits, UnlearnConfig())

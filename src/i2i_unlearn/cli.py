@@ -135,12 +135,9 @@ def _add_eval_flags(parser):
 
 
 def _eval_sets(args, splits):
-    from .data import subset_per_class
+    from .evaluate import eval_sets
 
-    if args.eval_per_class is not None and args.eval_per_class < 2:
-        raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
-    return {"retain": subset_per_class(splits.retain_test, args.eval_per_class, args.seed),
-            "forget": subset_per_class(splits.forget_test, args.eval_per_class, args.seed)}
+    return eval_sets(splits, args.eval_per_class, args.seed)
 
 
 def _add_unlearn_flags(parser):
@@ -188,8 +185,6 @@ def _run_demo(args) -> None:
 
     config = _unlearn_config(args)
     config.check()
-    if args.eval_per_class < 2:
-        raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
              features=args.features, classifier=args.classifier)
 

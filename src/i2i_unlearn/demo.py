@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import make_splits, subset_per_class
-from .evaluate import default_classifier, evaluate, membership_sets
+from .data import make_splits
+from .evaluate import default_classifier, eval_sets, evaluate, membership_sets
 from .metrics import get_extractor
 from .metrics.membership import membership_auc
 from .models import bundled_model_path, load_model
@@ -55,13 +55,12 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     """Unlearn two classes from the bundled model; write metrics.json, samples.png, tsne.png, report.html."""
     forget_classes = forget_classes or DEMO_FORGET_CLASSES
     config = config or UnlearnConfig()
-    folder = prepare_out_dir(out)
     checkpoint = bundled_model_path()
     model = load_model(checkpoint)
     splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=forget_classes,
                          seed=config.seed)
-    sets = {"retain": subset_per_class(splits.retain_test, eval_per_class, config.seed),
-            "forget": subset_per_class(splits.forget_test, eval_per_class, config.seed)}
+    sets = eval_sets(splits, eval_per_class, config.seed)
+    folder = prepare_out_dir(out)
     members, non_members = membership_sets(splits, eval_per_class, config.seed)
     extractor, cache = get_extractor(features, "fashion-mnist"), {}
     classifier = default_classifier("fashion-mnist", classifier)

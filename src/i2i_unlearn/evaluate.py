@@ -21,7 +21,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from .data import make_mask, parse_task
+from .data import make_mask, parse_task, subset_per_class
+from .errors import UserError
 from .metrics import (FeatureStats, embedding_cosine, frechet_distance, get_extractor, hole_mse,
                       inception_score, psnr)
 from .metrics.kid import kernel_inception_distance
@@ -180,6 +181,14 @@ def default_classifier(dataset: str, spec: str | None = "auto"):
         name = dataset.partition(":")[0]
         return Classifier(BUNDLED[name]) if name in BUNDLED and BUNDLED[name].is_dir() else None
     return Classifier(spec)
+
+
+def eval_sets(splits, per_class: int | None = 50, seed: int = 0) -> dict[str, Subset]:
+    """The held-out test images evaluated per set (retain, forget): at most `per_class` of each class."""
+    if per_class is not None and per_class < 2:
+        raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
+    return {"retain": subset_per_class(splits.retain_test, per_class, seed),
+            "forget": subset_per_class(splits.forget_test, per_class, seed)}
 
 
 def membership_sets(splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:
