@@ -14,17 +14,29 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from i2i_unlearn.data import load_dataset  # noqa: E402
-from i2i_unlearn.models import create_model  # noqa: E402
+from i2i_unlearn.models import FAMILIES, create_model  # noqa: E402
 from i2i_unlearn.train import TrainConfig, train  # noqa: E402
 
-TINY = {"patch_size": 4, "hidden_size": 32, "depth": 2, "heads": 2, "decoder_hidden_size": 32,
-        "decoder_depth": 1, "decoder_heads": 2}
+TINY = FAMILIES["mae"].tiny_settings()
 
 
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)
     return create_model("mae", image_size=16, channels=1, **TINY)
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    """Each registered model family's name: tests that take it run once per family."""
+    return request.param
+
+
+@pytest.fixture
+def family_model(family):
+    """A tiny freshly initialised model of each family (16x16 grey)."""
+    torch.manual_seed(0)
+    return create_model(family, image_size=16, channels=1, **FAMILIES[family].tiny_settings())
 
 
 @pytest.fixture(scope="session")

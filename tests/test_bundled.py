@@ -12,7 +12,7 @@ from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
 def _centre_mse(model, subset) -> float:
     images = torch.stack([subset[i][0] for i in range(len(subset))])
-    hole = make_mask("center", len(images), model.image_size, model.patch_size)
+    hole = make_mask("center", len(images), model.image_size, model.mask_cell)
     return float(hole_mse(model.complete(images, hole), images, hole).mean())
 
 

@@ -37,12 +37,12 @@ def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "2", "--batch-size", "8", "--eval-per-class", "4"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["forget_classes"] == ["Trouser", "Bag"] and metrics["model"] == "mae"
+    assert metrics["forget_classes"] == ["Trouser", "Bag"] and metrics["family"] == "mae"
     for column in ("before", "after", "retrained"):  # the bundled retrained model left out these classes
         for set_name in ("retain", "forget"):
             assert {"hole_mse", "fid", "cosine", "kid", "ssim", "class_accuracy"} <= set(metrics[column][set_name])
     assert set(metrics["membership_inference"]) == {"original", "unlearned", "retrained"}
-    assert metrics["membership_sets"] == {"members": 8, "non_members": 8}
+    assert metrics["evaluation"]["membership_sets"] == {"members": 8, "non_members": 8}
     for name in ("samples.png", "tsne.png", "report.html"):
         assert (out / name).stat().st_size > 1000
     assert "membership inference AUC" in capsys.readouterr().out

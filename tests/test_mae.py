@@ -14,28 +14,31 @@ def test_position_tables_are_filled_and_frozen(tiny_model):
         assert table[0, 1:].abs().sum() > 0 and not table.requires_grad
 
 
-def test_complete_keeps_known_pixels_and_fills_the_hole(tiny_model):
-    images = torch.rand(3, 1, 16, 16)
-    hole = make_mask("center", 3, 16, 4)
-    out = tiny_model.complete(images, hole)
-    assert torch.equal(out[~hole.expand_as(out)], images[~hole.expand_as(out)])
-    assert not torch.equal(out[hole.expand_as(out)], images[hole.expand_as(out)])
-    assert out.min() >= 0 and out.max() <= 1
-
-
 def test_embedding_covers_visible_patches_only(tiny_model):
     images = torch.rand(2, 1, 16, 16)
-    hole = make_mask("center", 2, 16, 4)  # 4 of 16 patches hidden
-    assert tiny_model.embed(images, hole).shape == (2, 1 + 12, TINY["hidden_size"])
-    hole = make_mask("random:0.75", 2, 16, 4)
-    assert tiny_model.embed(images, hole).shape == (2, 1 + 4, TINY["hidden_size"])
+    draw = tiny_model.draw(images, "center")  # 4 of 16 patches hidden
+    assert tiny_model.embed(images, draw)[0].shape == (2, 1 + 12, TINY["hidden_size"])
+    draw = tiny_model.draw(images, "random:0.75")
+    assert tiny_model.embed(images, draw)[0].shape == (2, 1 + 4, TINY["hidden_size"])
 
 
 def test_hole_content_does_not_reach_the_encoder(tiny_model):
     images = torch.rand(2, 1, 16, 16)
-    hole = make_mask("center", 2, 16, 4)
-    changed = torch.where(hole, torch.rand_like(images), images)
-    assert torch.allclose(tiny_model.embed(images, hole), tiny_model.embed(changed, hole))
+    draw = tiny_model.draw(images, "center")
+    changed = torch.where(draw.hole, torch.rand_like(images), images)
+    assert torch.allclose(tiny_model.embed(images, draw)[0], tiny_model.embed(changed, draw)[0])
+
+
+def test_holes_of_different_sizes_share_a_batch(tiny_model):
+    # ViTMAE hides as many patches in every image; smaller holes get a few extra hidden patches.
+    images = torch.rand(6, 1, 16, 16)
+    draw = tiny_model.draw(images, "hybrid", torch.Generator().manual_seed(0))
+    counts = draw.values["patch_mask"].sum(1)
+    assert torch.all(counts == counts[0])
+    covered = torch.nn.functional.max_pool2d(draw.hole.float(), 4).flatten(1)
+    assert torch.all(draw.values["patch_mask"] >= covered)
+    out = tiny_model.complete(images, draw.hole)
+    assert torch.equal(out[~draw.hole.expand_as(out)], images[~draw.hole.expand_as(out)])
 
 
 def test_save_and_load_round_trip(tmp_path, tiny_model):

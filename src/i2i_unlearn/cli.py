@@ -50,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from scratch (optionally without some classes)")
     _add_data_flags(train, with_forget=False)
     train.add_argument("--out", required=True, help="new folder for the checkpoint and its record")
-    train.add_argument("--family", default="mae")
+    train.add_argument("--family", default="mae", help="model family: mae (default) or diffusion")
     train.add_argument("--image-size", type=int, default=32)
     train.add_argument("--channels", type=int, default=1, choices=[1, 3])
     train.add_argument("--exclude-classes", type=_csv, default=[], help="classes to leave out (retrain)")
     train.add_argument("--model-config", type=_model_settings, default={},
                        help='family settings as JSON, e.g. \'{"patch_size": 4, "depth": 6}\'')
-    train.add_argument("--mask", default="random:0.75", help="training mask (default random:0.75)")
+    train.add_argument("--mask", default=None, help="training mask (default: the family's, e.g. random:0.75 for mae, hybrid for diffusion)")
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -79,20 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--seed", type=int, default=0)
     classifier.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
-    demo = commands.add_parser("demo", help="the bundled MAE forgets two Fashion-MNIST classes")
+    demo = commands.add_parser("demo", help="a bundled model forgets two Fashion-MNIST classes")
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
+    demo.add_argument("--model", default="mae", help="which bundled model: mae (default) or diffusion")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
     _add_eval_flags(demo)
     _add_unlearn_flags(demo)
 
     unlearn = commands.add_parser("unlearn", help="make a checkpoint forget a forget set")
-    unlearn.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    unlearn.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
     unlearn.add_argument("--out", required=True, help="new folder for the unlearned checkpoint")
     _add_data_flags(unlearn)
     _add_unlearn_flags(unlearn)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
-    evaluate.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    evaluate.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
     evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
     _add_data_flags(evaluate)
     _add_eval_flags(evaluate)
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
 
     compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
-    compare.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    compare.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
     compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
     compare.add_argument("--methods", type=_csv, default=None, help="default: every method")
     compare.add_argument("--out", required=True)
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unlearn_flags(compare)
 
     sweep = commands.add_parser("sweep", help="the paper's method over several forget_alpha values, plotted")
-    sweep.add_argument("--model", required=True, help="checkpoint folder, or 'bundled'")
+    sweep.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
     sweep.add_argument("--alphas", type=_csv, default=["0.02", "0.05", "0.1", "0.2", "0.5", "1.0"])
     sweep.add_argument("--compare", default=None, help="a compare.json whose models to mark on the plot")
     sweep.add_argument("--out", required=True)
@@ -132,6 +133,8 @@ def _add_eval_flags(parser):
     parser.add_argument("--classifier", default="auto",
                         help="classifier folder judging class accuracy; 'auto' = bundled one for the dataset, "
                              "'none' = skip")
+    parser.add_argument("--sampling-steps", type=int, default=None,
+                        help="sampling steps of a completion (diffusion: DDIM steps; default: the family's)")
 
 
 def _eval_sets(args, splits):
@@ -149,7 +152,9 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha)
     parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha)
     parser.add_argument("--noise", default=defaults.noise, choices=NOISE_KINDS)
-    parser.add_argument("--mask", default=defaults.mask, help=f"training mask (default {defaults.mask})")
+    parser.add_argument("--mask", default=None,
+                        help="mask during unlearning (default: the family's training mask, e.g. random:0.75 for "
+                             "mae, hybrid for diffusion)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -157,7 +162,7 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--beta1", type=float, default=defaults.beta1)
     parser.add_argument("--beta2", type=float, default=defaults.beta2)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max gradient norm; 0 turns clipping off")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
@@ -186,7 +191,7 @@ def _run_demo(args) -> None:
     config = _unlearn_config(args)
     config.check()
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
-             features=args.features, classifier=args.classifier)
+             features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps)
 
 
 def _run_unlearn(args) -> None:
@@ -205,26 +210,22 @@ def _run_unlearn(args) -> None:
 def _run_evaluate(args) -> None:
     from pathlib import Path
 
-    from .evaluate import default_classifier, evaluate, membership_sets
-    from .metrics import get_extractor
-    from .metrics.membership import membership_auc
+    from .evaluate import Evaluator
     from .models import load_model
     from .records import RunRecord, prepare_out_dir
     from .viz import completion_rows, sample_grid
 
-    extractor = get_extractor(args.features, args.dataset)
-    classifier = default_classifier(args.dataset, args.classifier)
     model = load_model(args.model)
+    model.check_steps(args.sampling_steps)
     splits = _splits(args, model)
-    sets = _eval_sets(args, splits)
+    evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
+                          args.sampling_steps, args.eval_per_class)
     folder = prepare_out_dir(args.out)
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
-    metrics, samples = evaluate(model, sets, args.task, extractor, args.batch_size, args.seed, classifier=classifier)
-    members, non_members = membership_sets(splits, args.eval_per_class, args.seed)
-    auc = membership_auc(model, members, non_members, args.task, args.seed)
-    record.finish(model=str(args.model), task=args.task, features=extractor.name, data=splits.info,
-                  metrics=metrics, membership_inference={"model": auc},
-                  membership_sets={"members": len(members), "non_members": len(non_members)})
+    metrics, samples, auc = evaluator(model)
+    record.finish(model=str(args.model), family=model.family, task=args.task, features=evaluator.extractor.name,
+                  data=splits.info, metrics=metrics, membership_inference={"model": auc},
+                  evaluation=evaluator.describe())
     record.write(Path(folder) / "metrics.json")
     sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
                  for name, s in samples.items()], Path(folder) / "samples.png")
@@ -246,12 +247,18 @@ def _run_compare(args) -> None:
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     model = load_model(args.model)
+    model.check_steps(args.sampling_steps)
     if args.retrained:
-        load_model(args.retrained)  # fail now, not after every method has run
+        retrained = load_model(args.retrained)  # fail now, not after every method has run
+        if (retrained.family, retrained.image_size, retrained.channels) != (model.family, model.image_size,
+                                                                            model.channels):
+            raise UserError(f"--retrained {args.retrained} is a {retrained.family} model of "
+                            f"{retrained.image_size}px x {retrained.channels} channel(s); it must match --model "
+                            f"({model.family}, {model.image_size}px x {model.channels})")
     splits = _splits(args, model)
     compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
             args.task, cpu=args.cpu, features=args.features, classifier=args.classifier,
-            eval_per_class=args.eval_per_class)
+            eval_per_class=args.eval_per_class, steps=args.sampling_steps)
 
 
 def _run_sweep(args) -> None:
@@ -267,9 +274,10 @@ def _run_sweep(args) -> None:
     if args.compare and not os.path.isfile(args.compare):
         raise UserError(f"--compare {args.compare} not found; pass the compare.json written by 'compare'")
     model = load_model(args.model)
+    model.check_steps(args.sampling_steps)
     splits = _splits(args, model)
     sweep(args.model, splits, _eval_sets(args, splits), config, alphas, args.out, args.compare, args.task,
-          cpu=args.cpu, features=args.features, classifier=args.classifier)
+          cpu=args.cpu, features=args.features, classifier=args.classifier, steps=args.sampling_steps)
 
 
 def _run_train(args) -> None:

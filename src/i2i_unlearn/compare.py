@@ -14,9 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .data import Splits
-from .evaluate import default_classifier, evaluate, membership_sets
-from .metrics import embedding_cosine, get_extractor, hole_mse
-from .metrics.membership import membership_auc
+from .evaluate import Evaluator
+from .metrics import embedding_cosine, hole_mse
 from .models import checkpoint_folder, load_model
 from .records import RunRecord, prepare_out_dir
 from .unlearn import UnlearnConfig, unlearn
@@ -53,24 +52,22 @@ def markdown_table(results: dict) -> str:
 def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, methods: list[str],
             out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False,
             features: str = "efficientnet-lite0", classifier: str | None = "auto",
-            eval_per_class: int | None = None) -> dict:
+            eval_per_class: int | None = None, steps: int | None = None) -> dict:
     """Unlearn with every method in `methods`, evaluate everything, write compare.{json,md} and samples.png."""
+    evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, eval_per_class)
     folder = prepare_out_dir(out)
     record = RunRecord("compare", {"model": str(model_path), "retrained": retrained, "methods": methods,
                                    "task": task, "unlearn": vars(config), "features": features,
-                                   "classifier": classifier})
-    extractor, cache, results, outputs = get_extractor(features, splits.info["dataset"]), {}, {}, {}
-    judge = default_classifier(splits.info["dataset"], classifier)
-    members, non_members = membership_sets(splits, eval_per_class, config.seed)
+                                   "classifier": classifier, "sampling_steps": steps})
+    results, outputs = {}, {}
 
     def measure(name: str, model, seconds):
-        metrics, kept = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, keep_outputs=True,
-                                 classifier=judge)
-        results[name] = {"metrics": metrics, "seconds": seconds,
-                         "membership_auc": membership_auc(model, members, non_members, task, config.seed)}
+        metrics, kept, auc = evaluator(model, keep_outputs=True)
+        results[name] = {"metrics": metrics, "seconds": seconds, "membership_auc": auc}
         outputs[name] = kept
 
-    measure("original", load_model(model_path), None)
+    original = load_model(model_path)
+    measure("original", original, None)
     for method in methods:
         start = time.perf_counter()
         model, _ = unlearn(load_model(model_path), splits, replace(config, method=method),
@@ -84,8 +81,8 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
         measure("retrained", load_model(retrained), seconds)
         for name in results:
             results[name]["to_retrained"] = distance_to(outputs["retrained"]["forget"], outputs[name]["forget"])
-    payload = record.finish(data=splits.info, results=results, features=extractor.name,
-                            membership_sets={"members": len(members), "non_members": len(non_members)})
+    payload = record.finish(data=splits.info, results=results, family=original.family,
+                            evaluation=evaluator.describe(), features=evaluator.extractor.name)
     record.write(folder / "compare.json")
     table = markdown_table(results)
     (folder / "compare.md").write_text(table + "\n")

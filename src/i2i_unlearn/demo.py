@@ -1,4 +1,5 @@
-"""`i2i-unlearn demo`: the bundled MAE forgets two Fashion-MNIST classes, evaluated before and after.
+"""`i2i-unlearn demo`: a bundled model (MAE or diffusion) forgets two Fashion-MNIST classes,
+evaluated before and after.
 
 It also evaluates the bundled model retrained without those classes (the gold standard) when the
 forget classes are the ones it left out, runs the membership inference attack on all three, and
@@ -11,27 +12,27 @@ import json
 from pathlib import Path
 
 from .data import make_splits
-from .evaluate import default_classifier, eval_sets, evaluate, membership_sets
-from .metrics import get_extractor
-from .metrics.membership import membership_auc
-from .models import bundled_model_path, load_model
+from .errors import UserError
+from .evaluate import Evaluator, eval_sets
+from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .records import now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, sample_grid, tsne_plot
 
 DEMO_FORGET_CLASSES = ["Trouser", "Bag"]
-RETRAINED = "mae-fashion-mnist-retrain-trouser-bag"
+# Sampling steps of the demo per family: DDIM steps for diffusion, sized to finish in minutes on 2 cores.
+DEMO_STEPS = {"diffusion": 25}
 TABLE_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "cosine", "class_accuracy")
 
 
-def bundled_retrained(forget_classes: list[str]) -> Path | None:
-    """The bundled retrained-from-scratch model whose left-out classes are exactly `forget_classes`."""
-    record = bundled_model_path(RETRAINED) / "train_record.json"
-    if not record.is_file():
-        return None
-    excluded = json.loads(record.read_text())["data"]["excluded_classes"]
-    return record.parent if sorted(excluded) == sorted(forget_classes) else None
+def bundled_retrained(family: str, forget_classes: list[str]) -> Path | None:
+    """The bundled model of `family` retrained from scratch without exactly `forget_classes`."""
+    for record in sorted(ASSETS.glob(f"{DEFAULT_BUNDLED[family]}-retrain-*/train_record.json")):
+        excluded = json.loads(record.read_text())["data"]["excluded_classes"]
+        if sorted(excluded) == sorted(forget_classes):
+            return record.parent
+    return None
 
 
 def format_table(columns: dict[str, dict]) -> str:
@@ -51,26 +52,30 @@ def format_table(columns: dict[str, dict]) -> str:
 
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
              config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
-             features: str = "efficientnet-lite0", classifier: str | None = "auto") -> dict:
-    """Unlearn two classes from the bundled model; write metrics.json, samples.png, tsne.png, report.html."""
+             features: str = "efficientnet-lite0", classifier: str | None = "auto", family: str = "mae",
+             steps: int | None = None) -> dict:
+    """Unlearn two classes from the bundled model of `family`; write metrics.json, samples.png,
+    tsne.png, report.html. `steps`: sampling steps (default: the demo's choice for the family)."""
+    if family not in DEFAULT_BUNDLED:
+        raise UserError(f"no bundled {family!r} model; demo --model takes {', '.join(DEFAULT_BUNDLED)}")
     forget_classes = forget_classes or DEMO_FORGET_CLASSES
     config = config or UnlearnConfig()
-    checkpoint = bundled_model_path()
+    checkpoint = ASSETS / DEFAULT_BUNDLED[family]
     model = load_model(checkpoint)
+    steps = steps or DEMO_STEPS.get(family)
+    model.check_steps(steps)
     splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=forget_classes,
                          seed=config.seed)
     sets = eval_sets(splits, eval_per_class, config.seed)
+    evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, eval_per_class)
+    extractor = evaluator.extractor
     folder = prepare_out_dir(out)
-    members, non_members = membership_sets(splits, eval_per_class, config.seed)
-    extractor, cache = get_extractor(features, "fashion-mnist"), {}
-    classifier = default_classifier("fashion-mnist", classifier)
+    if model.sampler_steps:
+        print(f"{family}: completions use {steps} {model.sampler_steps} (--sampling-steps to change)")
 
     def measure(name: str, network, keep: bool = False):
         print(f"evaluating {name} on {len(sets['retain'])} retain and {len(sets['forget'])} forget test images ...")
-        metrics, samples = evaluate(network, sets, task, extractor, seed=config.seed, cache=cache,
-                                    keep_outputs=keep, classifier=classifier)
-        auc = membership_auc(network, members, non_members, task, config.seed)
-        return metrics, samples, auc
+        return evaluator(network, keep_outputs=keep)
 
     before, before_samples, auc_before = measure("the bundled model", model)
     print(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
@@ -80,17 +85,17 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     columns = {"before": before, "after": after}
     completions = {"before": before_samples, "after": after_samples}
     auc = {"original": auc_before, "unlearned": auc_after}
-    retrained_path = bundled_retrained(splits.forget_classes)
+    retrained_path = bundled_retrained(family, splits.forget_classes)
     if retrained_path is not None:
         columns["retrained"], completions["retrained"], auc["retrained"] = measure(
             "the model retrained without them", load_model(retrained_path))
 
-    metrics = {"model": model.family, "method": config.method, "forget_classes": splits.forget_classes,
+    metrics = {"model": str(checkpoint), "family": model.family, "method": config.method, "forget_classes": splits.forget_classes,
                "task": task, "features": extractor.name, "unlearn_seconds": record["seconds"],
                "before": before, "after": after, "retrained": columns.get("retrained"),
                "retrained_model": str(retrained_path) if retrained_path else None,
                "membership_inference": auc,
-               "membership_sets": {"members": len(members), "non_members": len(non_members)},
+               "evaluation": evaluator.describe(),
                "data": splits.info, "unlearn_config": record["config"], "versions": versions(),
                "finished": now(), "checkpoint": str(folder / "model")}
     write_json(folder / "metrics.json", metrics)

@@ -18,6 +18,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .errors import UserError
+
 
 @dataclass
 class OptimConfig:
@@ -97,6 +99,9 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
         for key, value in {"loss": loss.detach(), **logs}.items():
             running[key] = running.get(key, 0.0) + float(value)
         if (step + 1) % log_every == 0 or step + 1 == config.steps:
+            if not math.isfinite(running["loss"]):
+                raise UserError(f"the loss became {running['loss']} by step {step + 1}; nothing was saved. Lower "
+                                "--lr (or --forget-alpha), keep --grad-clip on, and check the checkpoint's weights")
             count = log_every if (step + 1) % log_every == 0 else (step + 1) % log_every
             entry = {"step": step + 1, "lr": scheduler.get_last_lr()[0],
                      **{k: round(v / count, 6) for k, v in running.items()}}

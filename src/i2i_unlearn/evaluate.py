@@ -92,7 +92,8 @@ def _store_cached(key: str, features: torch.Tensor) -> None:
 @torch.no_grad()
 def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", extractor=None,
              batch_size: int = 100, seed: int = 0, cache: dict | None = None, samples: int = 8,
-             progress: bool = True, keep_outputs: bool = False, classifier=None) -> tuple[dict, dict]:
+             progress: bool = True, keep_outputs: bool = False, classifier=None,
+             steps: int | None = None) -> tuple[dict, dict]:
     """Metrics and sample images for each named set.
 
     Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "psnr", "ssim", "fid", "kid",
@@ -100,8 +101,13 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
     "class_accuracy" when a `classifier` knows the set's classes); samples[set] = {"truth",
     "hole", "completed"} tensors of the first `samples` images, or of every image with
     `keep_outputs` (then also "features" and "real_features").
+
+    Each set is completed once, with masks and sampler noise from a generator seeded with `seed`
+    (`steps`: the family's sampling steps), and every metric is computed from those completions:
+    two evaluations of one model give identical numbers.
     """
     parse_task(task)
+    model.check_steps(steps)
     extractor = extractor if extractor is not None else get_extractor()
     device = next(model.parameters()).device
     extractor = extractor.to(device)
@@ -109,9 +115,9 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         classifier = classifier.to(device)
     cache = cache if cache is not None else {}
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
     metrics, examples = {}, {}
     for name, images in sets.items():
+        generator = torch.Generator().manual_seed(seed)
         key = feature_key(images, extractor)
         if key not in cache:
             stored = _load_cached(key)
@@ -127,8 +133,8 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         for truth, labels in tqdm(loader, desc=f"evaluate {name}", disable=not progress, dynamic_ncols=True,
                                   mininterval=1.0):
             truth = truth.to(device)
-            hole = make_mask(task, truth.shape[0], model.image_size, model.patch_size, generator).to(device)
-            completed = model.complete(truth, hole)
+            hole = make_mask(task, truth.shape[0], model.image_size, model.mask_cell, generator).to(device)
+            completed = model.complete(truth, hole, generator, steps)
             fake = extractor(completed)
             real = extractor(truth) if real_all is None else real_all[start:start + len(truth)].to(device)
             start += len(truth)
@@ -204,3 +210,44 @@ def membership_sets(splits, per_class: int | None = None, seed: int = 0) -> tupl
         members += [inside[j] for j in torch.randperm(len(inside), generator=generator)[:count].tolist()]
         non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:count].tolist()]
     return Subset(train, sorted(members)), Subset(test, sorted(non_members))
+
+
+class Evaluator:
+    """One evaluation setting applied to many models (original, unlearned, retrained): the same
+    test sets, task, seed, sampler steps, feature extractor, classifier and membership sets, with
+    real-image features computed once."""
+
+    def __init__(self, splits, sets: dict[str, Dataset], task: str = "center", features: str = "efficientnet-lite0",
+                 classifier: str | None = "auto", seed: int = 0, steps: int | None = None,
+                 membership_per_class: int | None = None, membership: bool = True, progress: bool = True):
+        from .metrics import get_extractor
+
+        parse_task(task)
+        dataset = splits.info.get("dataset", "")
+        self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
+        self.extractor = get_extractor(features, dataset)
+        self.classifier = default_classifier(dataset, classifier)
+        self.members = self.non_members = None
+        if membership:
+            self.members, self.non_members = membership_sets(splits, membership_per_class, seed)
+        self.cache: dict = {}
+
+    def __call__(self, model: I2IModel, keep_outputs: bool = False) -> tuple[dict, dict, float | None]:
+        """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""
+        from .metrics.membership import membership_auc
+
+        metrics, samples = evaluate(model, self.sets, self.task, self.extractor, seed=self.seed, cache=self.cache,
+                                    keep_outputs=keep_outputs, classifier=self.classifier, steps=self.steps,
+                                    progress=self.progress)
+        auc = None
+        if self.members is not None:
+            auc = membership_auc(model, self.members, self.non_members, self.task, self.seed, steps=self.steps)
+        return metrics, samples, auc
+
+    def describe(self) -> dict:
+        """What a run record says about this evaluation."""
+        info = {"task": self.task, "seed": self.seed, "features": self.extractor.name,
+                "sets": {name: len(images) for name, images in self.sets.items()}, "sampling_steps": self.steps}
+        if self.members is not None:
+            info["membership_sets"] = {"members": len(self.members), "non_members": len(self.non_members)}
+        return info

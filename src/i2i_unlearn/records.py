@@ -12,12 +12,21 @@ from pathlib import Path
 from .errors import UserError
 
 
-def prepare_out_dir(out: str | Path) -> Path:
-    """Create `out` for new results; refuse a folder that already holds files."""
+def check_out_dir(out: str | Path) -> Path:
+    """Refuse an `out` that already holds files (or is a file); create nothing yet."""
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UserError(f"{folder} already holds results; pass a new --out folder (nothing was overwritten)")
-    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create `out` for new results; refuse a folder that already holds files."""
+    folder = check_out_dir(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
     return folder
 
 

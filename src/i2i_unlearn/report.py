@@ -122,12 +122,14 @@ def _facts(record: dict) -> str:
         return ", ".join(map(str, value)) if isinstance(value, list) else value
 
     facts = [("model", record.get("model") or config.get("model")),
+             ("model family", record.get("family")),
              ("retrained model", config.get("retrained")),
              ("method", record.get("method") or listed(config.get("methods")) or unlearn.get("method")),
              ("forget classes", listed(record.get("forget_classes") or data.get("forget_classes"))),
              ("forget list", data.get("forget_list")),
              ("dataset", data.get("dataset")),
              ("task", record.get("task") or config.get("task")),
+             ("sampling steps", _dict(record.get("evaluation")).get("sampling_steps") or config.get("sampling_steps")),
              ("feature extractor", record.get("features")),
              ("unlearn steps", unlearn.get("steps")),
              ("unlearning took", f"{fmt(record['unlearn_seconds'])} s" if _is_number(record.get("unlearn_seconds"))

@@ -17,8 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .data import Splits  # noqa: E402
-from .evaluate import default_classifier, evaluate  # noqa: E402
-from .metrics import get_extractor  # noqa: E402
+from .evaluate import Evaluator  # noqa: E402
 from .models import load_model  # noqa: E402
 from .records import RunRecord, prepare_out_dir  # noqa: E402
 from .unlearn import UnlearnConfig, unlearn  # noqa: E402
@@ -51,18 +50,18 @@ def plot_tradeoff(points: dict, marks: dict, path: str | Path) -> None:
 
 def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, alphas: list[float],
           out: str | Path, compare_file: str | None = None, task: str = "center", cpu: bool = False,
-          features: str = "efficientnet-lite0", classifier: str | None = "auto") -> dict:
+          features: str = "efficientnet-lite0", classifier: str | None = "auto", steps: int | None = None) -> dict:
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
+    evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, membership=False)
     folder = prepare_out_dir(out)
     record = RunRecord("sweep", {"model": str(model_path), "alphas": alphas, "task": task,
                                  "unlearn": vars(config), "compare": compare_file, "features": features,
-                                 "classifier": classifier})
-    extractor, cache, points = get_extractor(features, splits.info["dataset"]), {}, {}
-    judge = default_classifier(splits.info["dataset"], classifier)
+                                 "classifier": classifier, "sampling_steps": steps})
+    points = {}
     for alpha in alphas:
         model, _ = unlearn(load_model(model_path), splits, replace(config, forget_alpha=alpha), cpu=cpu,
                            source=str(model_path))
-        points[alpha], _ = evaluate(model, sets, task, extractor, seed=config.seed, cache=cache, classifier=judge)
+        points[alpha], _, _ = evaluator(model)
         print(f"forget_alpha={alpha:g}: " + ", ".join(
             f"{s} FID {points[alpha][s]['fid']:.2f} MSE {points[alpha][s]['hole_mse']:.4f}" for s in sets))
     marks = {}
@@ -70,6 +69,7 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
         results = json.loads(Path(compare_file).read_text())["results"]
         marks = {name: row["metrics"] for name, row in results.items()}
     plot_tradeoff(points, marks, folder / "tradeoff.png")
-    payload = record.finish(data=splits.info, points={str(a): p for a, p in points.items()})
+    payload = record.finish(data=splits.info, points={str(a): p for a, p in points.items()},
+                            evaluation=evaluator.describe(), features=evaluator.extractor.name)
     record.write(folder / "sweep.json")
     return payload

@@ -10,10 +10,10 @@ from torch import nn
 from torch.utils.data import Subset
 
 from . import engine
-from .data import load_dataset, make_mask
+from .data import load_dataset, parse_task
 from .errors import UserError
 from .models import I2IModel, create_model
-from .records import RunRecord, prepare_out_dir
+from .records import RunRecord, check_out_dir, prepare_out_dir
 
 
 @dataclass
@@ -26,7 +26,7 @@ class TrainConfig:
     channels: int = 1
     exclude_classes: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)  # family settings, e.g. {"patch_size": 4, "depth": 6}
-    mask: str = "random:0.75"
+    mask: str | None = None  # None: the family's default training mask
     steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
@@ -37,32 +37,33 @@ class TrainConfig:
 
 
 class TaskObjective(nn.Module):
-    """The family's own loss on randomly masked training images."""
+    """The family's own loss on training images under a fresh draw (mask, and e.g. timestep)."""
 
-    def __init__(self, model: I2IModel, mask: str):
+    def __init__(self, model: I2IModel, mask: str | None):
         super().__init__()
         self.model = model
         self.mask = mask
 
     def forward(self, batch):
         images = batch["train"]
-        hole = make_mask(self.mask, images.shape[0], self.model.image_size, self.model.patch_size).to(images.device)
-        return self.model.task_loss(images, hole), {}
+        return self.model.task_loss(images, self.model.draw(images, self.mask)), {}
 
 
 def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
     """Train a model as `config` says and save it to `out` (a new folder); returns the run record."""
     if config.save_dtype not in ("float32", "float16", "bfloat16"):
         raise UserError(f"unknown --save-dtype {config.save_dtype}; use float32, float16 or bfloat16")
+    if config.mask is not None:
+        parse_task(config.mask)
     data = load_dataset(config.dataset, "train", config.image_size, config.channels)
     excluded = sorted({data.class_index(name) for name in config.exclude_classes})
     rows = [i for i, label in enumerate(data.labels) if label not in excluded]
     if not rows:
         raise UserError("no training images left after --exclude-classes; exclude fewer classes")
-    folder = prepare_out_dir(out)
-    record = RunRecord("train", asdict(config))
     torch.manual_seed(config.seed)
     model = create_model(config.family, image_size=config.image_size, channels=config.channels, **config.model)
+    folder = check_out_dir(out)  # created once there is a model to save
+    record = RunRecord("train", {**asdict(config), "mask": config.mask or model.default_mask})
     accelerator = engine.make_accelerator(cpu)
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                                warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
@@ -72,6 +73,8 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
                          optim, config.seed, accelerator, description="train")
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
+        model.check_finite()
+        prepare_out_dir(folder)
         model.save_pretrained(folder, dtype=getattr(torch, config.save_dtype))
     payload = record.finish(
         data={"dataset": config.dataset, "images": len(rows), "classes": [c for i, c in enumerate(data.class_names)

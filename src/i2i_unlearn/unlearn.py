@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from .data import Splits, parse_task
 from .errors import UserError
 from .methods import create_method
 from .models import I2IModel
-from .records import RunRecord, prepare_out_dir
+from .records import RunRecord, check_out_dir, prepare_out_dir
 
 
 @dataclass
@@ -25,7 +26,7 @@ class UnlearnConfig:
     forget_alpha: float = 0.2
     retain_alpha: float = 1.0
     noise: str = "normal"
-    mask: str = "random:0.75"
+    mask: str | None = None  # None: the model family's default training mask
     steps: int = 300
     batch_size: int = 64  # per set: each step sees this many forget and this many retain images
     lr: float = 3e-4
@@ -37,14 +38,27 @@ class UnlearnConfig:
     seed: int = 0
 
     def check(self) -> None:
-        parse_task(self.mask)
+        if self.mask is not None:
+            parse_task(self.mask)
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise UserError("--lr must be positive")
-        if self.forget_alpha < 0 or self.retain_alpha < 0:
-            raise UserError("--forget-alpha and --retain-alpha must not be negative")
+        if self.warmup_steps < 0:
+            raise UserError("--warmup-steps must not be negative")
+        # (flag, value, lowest allowed, lowest is allowed itself, highest or None)
+        ranges = [("lr", self.lr, 0, False, None), ("forget-alpha", self.forget_alpha, 0, True, None),
+                  ("retain-alpha", self.retain_alpha, 0, True, None), ("weight-decay", self.weight_decay, 0, True, None),
+                  ("beta1", self.beta1, 0, True, 1), ("beta2", self.beta2, 0, True, 1),
+                  ("grad-clip", self.grad_clip, 0, True, None)]
+        for flag, value, low, inclusive, high in ranges:
+            if not math.isfinite(value) or value < low or (value == low and not inclusive) or \
+                    (high is not None and value >= high):
+                bound = f"in [{low}, {high})" if high is not None else (f"at least {low}" if inclusive
+                                                                         else f"greater than {low}")
+                raise UserError(f"--{flag} {value} is out of range; it must be a finite number {bound}")
+        if self.forget_alpha == 0 and self.retain_alpha == 0:
+            raise UserError("--forget-alpha and --retain-alpha are both 0, so nothing would be learnt; "
+                            "set at least one above 0")
 
 
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
@@ -56,8 +70,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     written to.
     """
     config.check()
-    folder = prepare_out_dir(out) if out is not None else None
-    record = RunRecord("unlearn", {**asdict(config), "source_checkpoint": source})
+    folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
+    record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.default_mask,
+                                   "family": model.family, "source_checkpoint": source})
     torch.manual_seed(config.seed)
     method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,
                            retain_alpha=config.retain_alpha, noise=config.noise)
@@ -74,6 +89,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history)
     if folder is not None and accelerator.is_main_process:
+        model.check_finite()
+        prepare_out_dir(folder)
         model.save_pretrained(folder)
         record.write(folder / "unlearn_record.json")
     return model, payload

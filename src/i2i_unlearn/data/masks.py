@@ -1,30 +1,49 @@
 """Degradations T(x) as boolean hole masks: True marks the pixels the model must fill in.
 
-A task is named by a short spec: ``center[:side_ratio]`` (a centred square hole; 0.5 = a
-quarter of the area, as in the paper), ``outpaint[:keep_ratio]`` (keep a centred window,
-fill the border) or ``random[:mask_ratio]`` (random patches, as in MAE training).
+A mask is named by a short spec:
+
+- ``center[:side]``: a centred square hole (0.5 = half the side, a quarter of the area, as in
+  the paper);
+- ``outpaint[:keep]``: keep a centred window, fill the border;
+- ``random[:ratio]``: random cells of a grid (MAE training; a cell is the model's patch);
+- ``box[:max_side]``: one random rectangle per image, sides between a quarter of the image
+  and `max_side` of it;
+- ``strokes[:width]``: free-form brush strokes, `width` a fraction of the side;
+- ``hybrid``: per image a box (40%), brush strokes (40%) or a random border to outpaint (20%);
+  Palette trains on boxes and strokes, the border adds outpainting.
+
+Masks are drawn on a grid of `cell`-pixel cells: the family says which (an MAE's patch, so
+that a patch model sees exactly the hole; a few pixels for a diffusion model, so that a
+random mask is blocks, never salt-and-pepper pixels).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from ..errors import UserError
 
-DEFAULTS = {"center": 0.5, "outpaint": 0.5, "random": 0.75}
+DEFAULTS = {"center": 0.5, "outpaint": 0.5, "random": 0.75, "box": 0.6, "strokes": 0.12, "hybrid": None}
+USAGE = "center[:side], outpaint[:keep], random[:ratio], box[:max_side], strokes[:width] or hybrid"
 
 
-def parse_task(spec: str) -> tuple[str, float]:
-    """Split a task spec like ``center:0.5`` into its kind and ratio (checked)."""
-    kind, _, value = spec.partition(":")
+def parse_task(spec: str) -> tuple[str, float | None]:
+    """Split a mask spec like ``center:0.5`` into its kind and ratio (checked)."""
+    kind, _, value = str(spec).partition(":")
     if kind not in DEFAULTS:
-        raise UserError(f"unknown mask {spec!r}; use center[:ratio], outpaint[:ratio] or random[:ratio]")
+        raise UserError(f"unknown mask {spec!r}; use {USAGE}")
+    if DEFAULTS[kind] is None:
+        if value:
+            raise UserError(f"mask {kind!r} takes no ratio; write just {kind}")
+        return kind, None
     try:
         ratio = float(value) if value else DEFAULTS[kind]
     except ValueError:
         raise UserError(f"bad ratio in mask {spec!r}; give a number between 0 and 1, e.g. {kind}:0.5") from None
-    if not 0 < ratio < 1:
-        raise UserError(f"mask ratio in {spec!r} must be between 0 and 1 (exclusive)")
+    if not 0 < ratio < 1:  # also refuses nan
+        raise UserError(f"mask ratio in {spec!r} must be between 0 and 1 (exclusive), e.g. {kind}:0.5")
     return kind, ratio
 
 
@@ -35,29 +54,91 @@ def _centre_square(size: int, side: int) -> torch.Tensor:
     return square
 
 
-def make_mask(spec: str, batch: int, size: int, patch_size: int = 1,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Hole masks of shape (batch, 1, size, size) for the task `spec`.
+def _uniform(generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
 
-    Square holes and windows are aligned to `patch_size` so that a patch-based model sees
-    exactly the hole; random masks hide whole patches, the same count in every image.
+
+def _box(size: int, cell: int, max_side: float, generator) -> torch.Tensor:
+    grid = size // cell
+    low = max(1, round(grid * 0.25))
+    high = max(low, min(grid - 1, round(grid * max_side)))
+    height, width = (int(torch.randint(low, high + 1, (), generator=generator)) for _ in range(2))
+    top = int(torch.randint(0, grid - height + 1, (), generator=generator))
+    left = int(torch.randint(0, grid - width + 1, (), generator=generator))
+    cells = torch.zeros(grid, grid, dtype=torch.bool)
+    cells[top:top + height, left:left + width] = True
+    return cells.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
+
+
+def _strokes(size: int, width: float, generator) -> torch.Tensor:
+    """1 to 3 brush strokes, each a random walk of 3 to 6 vertices drawn with a round brush."""
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    pixels = torch.stack([xs.flatten(), ys.flatten()], 1)
+    radius = max(0.75, width * size / 2)
+    hole = torch.zeros(size * size, dtype=torch.bool)
+    for _ in range(int(torch.randint(1, 4, (), generator=generator))):
+        point = torch.rand(2, generator=generator) * size
+        for _ in range(int(torch.randint(2, 6, (), generator=generator))):
+            angle = _uniform(generator, 0, 2 * math.pi)
+            length = _uniform(generator, 0.15, 0.45) * size
+            end = (point + length * torch.tensor([math.cos(angle), math.sin(angle)])).clamp(0, size)
+            segment = end - point
+            along = ((pixels - point) @ segment / segment.dot(segment).clamp(min=1e-6)).clamp(0, 1)
+            distance = (pixels - (point + along[:, None] * segment)).norm(dim=1)
+            hole |= distance <= radius
+            point = end
+    return hole.view(size, size)
+
+
+def _border(size: int, cell: int, generator) -> torch.Tensor:
+    """Outpainting: keep a window of random size (40-80% of the side) and position, fill the rest."""
+    grid = size // cell
+    side = max(1, min(grid - 1, round(grid * _uniform(generator, 0.4, 0.8))))
+    top, left = (int(torch.randint(0, grid - side + 1, (), generator=generator)) for _ in range(2))
+    cells = torch.ones(grid, grid, dtype=torch.bool)
+    cells[top:top + side, left:left + side] = False
+    return cells.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
+
+
+def make_mask(spec: str, batch: int, size: int, cell: int = 1,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Hole masks of shape (batch, 1, size, size) for the mask `spec`, drawn on `cell`-pixel cells.
+
+    Square holes and windows are aligned to the cells; random masks hide whole cells, the same
+    count in every image. Every mask leaves at least one pixel to fill and one pixel known.
     """
     kind, ratio = parse_task(spec)
+    if size % cell:
+        raise UserError(f"image size {size} is not a multiple of the mask cell {cell}")
     if kind in ("center", "outpaint"):
-        side = max(patch_size, round(size * ratio / patch_size) * patch_size)
-        side = min(side, size - patch_size) if kind == "outpaint" else min(side, size)
+        side = max(cell, round(size * ratio / cell) * cell)
+        side = min(side, size - cell) if kind == "outpaint" else min(side, size - cell)
         square = _centre_square(size, side)
         hole = square if kind == "center" else ~square
         return hole.expand(batch, 1, size, size).clone()
-    grid = size // patch_size
-    count = grid * grid
-    masked = max(1, min(count - 1, round(count * ratio)))
-    scores = torch.rand(batch, count, generator=generator)
-    order = scores.argsort(dim=1)
-    patches = torch.zeros(batch, count, dtype=torch.bool)
-    patches.scatter_(1, order[:, :masked], True)
-    patches = patches.view(batch, 1, grid, grid)
-    return patches.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)
+    if kind == "random":
+        grid = size // cell
+        count = grid * grid
+        masked = max(1, min(count - 1, round(count * ratio)))
+        scores = torch.rand(batch, count, generator=generator)
+        patches = torch.zeros(batch, count, dtype=torch.bool)
+        patches.scatter_(1, scores.argsort(dim=1)[:, :masked], True)
+        patches = patches.view(batch, 1, grid, grid)
+        return patches.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
+    holes = []
+    for _ in range(batch):
+        choice = kind if kind != "hybrid" else ("box", "strokes", "border")[
+            int(torch.multinomial(torch.tensor([0.4, 0.4, 0.2]), 1, generator=generator))]
+        if choice == "box":
+            hole = _box(size, cell, ratio if kind == "box" else DEFAULTS["box"], generator)
+        elif choice == "strokes":
+            hole = _strokes(size, ratio if kind == "strokes" else DEFAULTS["strokes"], generator)
+            if hole.all():  # keep some context, whatever the strokes covered
+                hole[: size // 2] = False
+        else:
+            hole = _border(size, cell, generator)
+        holes.append(hole)
+    return torch.stack(holes).unsqueeze(1)
 
 
 def apply_mask(images: torch.Tensor, hole: torch.Tensor, fill: float = 0.5) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from .base import UnlearningMethod, noise_like, NOISE_KINDS
+from .base import NOISE_KINDS, UnlearningMethod, noise_like
 from .i2i import I2IUnlearning
 from .max_loss import MaxLoss
 from .noisy_label import NoisyLabel

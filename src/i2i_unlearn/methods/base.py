@@ -5,8 +5,11 @@ retain batch it returns
 
     loss = retain_alpha * retain_term(retain images) + forget_alpha * forget_term(forget images)
 
-Each term sees only its own samples, by construction. A method also says which parameters
-it trains: the encoder only, or the whole model.
+Each step draws once per batch what the model family draws at random (the hole, a diffusion
+timestep and its noise, ...): the student, the teacher and any other copy see the same draw.
+Each term sees only its own samples, by construction. A method also says which parameters it
+trains: the family's encoder only, or the family's generator (the whole model but its fixed
+parts, such as a tokenizer).
 """
 
 from __future__ import annotations
@@ -14,49 +17,31 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data import make_mask
 from ..errors import UserError
-from ..models import I2IModel
+from ..models import Draw, I2IModel, noise_like
 
 NOISE_KINDS = ("normal", "uniform", "constant")
-
-
-def noise_like(images: torch.Tensor, kind: str = "normal") -> torch.Tensor:
-    """Noise images in the valid pixel range [0, 1], drawn fresh on every call.
-
-    normal: randn scaled to the batch's scalar std and shifted to its mean, then clamped;
-    uniform: U(0, 1) per pixel; constant: the batch mean everywhere.
-    """
-    mean, std = images.mean(), images.std()
-    if kind == "normal":
-        return (torch.randn_like(images) * std + mean).clamp(0, 1)
-    if kind == "uniform":
-        return torch.rand_like(images)
-    if kind == "constant":
-        return torch.full_like(images, float(mean))
-    raise UserError(f"unknown noise {kind!r}; choose from: {', '.join(NOISE_KINDS)}")
 
 
 class UnlearningMethod(nn.Module):
     """Base class: subclasses define `forget_term`, `retain_term` and `scope`."""
 
     name: str = ""
-    scope: str = "encoder"  # "encoder": only the encoder trains; "model": every parameter trains
+    scope: str = "encoder"  # "encoder": only the encoder trains; "model": the family's generator trains
 
-    def __init__(self, model: I2IModel, mask: str = "random:0.75", forget_alpha: float = 0.2,
+    def __init__(self, model: I2IModel, mask: str | None = None, forget_alpha: float = 0.2,
                  retain_alpha: float = 1.0, noise: str = "normal"):
         super().__init__()
         if noise not in NOISE_KINDS:
             raise UserError(f"unknown noise {noise!r}; choose from: {', '.join(NOISE_KINDS)}")
         self.model = model
-        self.mask = mask
+        self.mask = mask or model.default_mask
         self.forget_alpha = forget_alpha
         self.retain_alpha = retain_alpha
         self.noise = noise
-        # The frozen original encoder ("teacher"); every method may compare with it.
+        # The frozen original encoder ("teacher"): a copy of exactly the encoder's modules.
         self.teacher = copy.deepcopy(model.encoder).requires_grad_(False).eval()
 
     def train(self, mode: bool = True):
@@ -68,37 +53,38 @@ class UnlearningMethod(nn.Module):
         """Freeze what the method must not change and return what it trains."""
         if self.scope == "encoder":
             return self.model.freeze_all_but_encoder()
-        return [p for p in self.model.parameters() if p.requires_grad]
+        return self.model.freeze_all_but_generator()
 
-    def hole(self, images: torch.Tensor) -> torch.Tensor:
-        """A fresh training mask for a batch (student and teacher share it within a term)."""
-        return make_mask(self.mask, images.shape[0], self.model.image_size, self.model.patch_size).to(images.device)
+    def draw(self, images: torch.Tensor) -> Draw:
+        """This step's random draw for a batch (shared by every model that sees the batch)."""
+        return self.model.draw(images, self.mask)
 
-    def forget_term(self, forget_images: torch.Tensor, retain_images: torch.Tensor) -> torch.Tensor:
-        """The loss on forget samples. `retain_images` may only serve to build a target under
-        no_grad (Retain Label); the term is computed on the forget samples."""
+    def forget_term(self, forget_images: torch.Tensor, draw: Draw, retain_images: torch.Tensor) -> torch.Tensor:
+        """The loss on forget samples under `draw`. `retain_images` may only serve to build a target
+        under no_grad (Retain Label); the term is computed on the forget samples."""
         raise NotImplementedError
 
-    def retain_term(self, retain_images: torch.Tensor) -> torch.Tensor:
+    def retain_term(self, retain_images: torch.Tensor, draw: Draw) -> torch.Tensor:
         """The loss on retain samples only."""
         raise NotImplementedError
 
     # Shared terms ---------------------------------------------------------------------------
-    def embedding_term(self, images: torch.Tensor, target_images: torch.Tensor | None = None) -> torch.Tensor:
-        """MSE between the student's embedding of `images` and the teacher's embedding of
-        `target_images` (default the same images) under one shared mask."""
-        hole = self.hole(images)
+    def embedding_term(self, images: torch.Tensor, draw: Draw) -> torch.Tensor:
+        """Distance between the student's and the teacher's embeddings of `images` under one draw."""
         with torch.no_grad():
-            target = self.model.embed(images if target_images is None else target_images, hole,
-                                      encoder=self.teacher)
-        return F.mse_loss(self.model.embed(images, hole), target)
+            target = self.model.embed(images, draw, encoder=self.teacher)
+        return self.model.embedding_distance(self.model.embed(images, draw), target)
 
-    def task_term(self, images: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        """The family's own training loss on masked `images` (against `target`, default themselves)."""
-        return self.model.task_loss(images, self.hole(images), target=target)
+    def task_term(self, images: torch.Tensor, draw: Draw) -> torch.Tensor:
+        """The family's own training loss on `images` under `draw`."""
+        return self.model.task_loss(images, draw)
 
     def forward(self, batch: dict[str, torch.Tensor]):
-        forget = self.forget_term(batch["forget"], batch["retain"])
-        retain = self.retain_term(batch["retain"])
+        forget_images, retain_images = batch["forget"], batch["retain"]
+        forget = self.forget_term(forget_images, self.draw(forget_images), retain_images)
+        retain = self.retain_term(retain_images, self.draw(retain_images))
         loss = self.retain_alpha * retain + self.forget_alpha * forget
         return loss, {"forget_term": forget.detach(), "retain_term": retain.detach()}
+
+
+__all__ = ["UnlearningMethod", "NOISE_KINDS", "noise_like"]

@@ -1,4 +1,8 @@
-"""Model families behind one interface (`I2IModel`), and loading by folder or name."""
+"""Model families behind one interface (`I2IModel`), and loading by folder or name.
+
+`FAMILIES` is the registry: a new family is one file in this folder plus one entry here, and
+the family contract tests (tests/test_families.py) run on it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,28 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .base import I2IModel
+from .base import Draw, I2IModel, noise_like
+from .diffusion import DiffusionModel
 from .mae import MAEModel
 
-FAMILIES = {"mae": MAEModel}
-# transformers' model_type in config.json -> our family
+FAMILIES: dict[str, type[I2IModel]] = {"mae": MAEModel, "diffusion": DiffusionModel}
+# How a folder written by a library says what it is: transformers' model_type, diffusers' _class_name.
 MODEL_TYPES = {"vit_mae": "mae"}
+CLASS_NAMES = {"UNet2DModel": "diffusion"}
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_BUNDLED = {"mae": "mae-fashion-mnist", "diffusion": "diffusion-fashion-mnist"}
+
+
+def bundled_names() -> list[str]:
+    """Names of the checkpoints that ship with the package (any family)."""
+    return sorted(p.name for p in ASSETS.iterdir() if (p / "config.json").is_file() and not p.name.startswith("classifier"))
 
 
 def bundled_model_path(name: str = "mae-fashion-mnist") -> Path:
-    """Folder of a checkpoint that ships with the package."""
+    """Folder of a checkpoint that ships with the package; a family name gives its default one."""
+    name = DEFAULT_BUNDLED.get(name, name)
+    if not (ASSETS / name / "config.json").is_file():
+        raise UserError(f"no bundled checkpoint {name!r}; bundled: {', '.join(bundled_names())}")
     return ASSETS / name
 
 
@@ -32,23 +47,47 @@ def create_model(family: str, **settings) -> I2IModel:
     """A freshly initialised model of `family` (e.g. ``create_model("mae", image_size=32)``)."""
     if family not in FAMILIES:
         raise UserError(f"unknown model family {family!r}; choose from: {', '.join(FAMILIES)}")
-    return FAMILIES[family].from_config(**settings)
+    try:
+        return FAMILIES[family].from_config(**settings)
+    except TypeError as exc:  # an unknown keyword in --model-config
+        raise UserError(f"bad settings for the {family} family ({exc}); see its from_config") from None
+
+
+def family_of(folder: Path) -> str:
+    """Which family a checkpoint folder holds, from its config.json; one clear error otherwise."""
+    config_file = folder / "config.json"
+    if not folder.is_dir() or not config_file.is_file():
+        raise UserError(f"no checkpoint at {folder}: expected a folder with config.json and its weights "
+                        "(or bundled:NAME for a bundled one)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{config_file} is not valid JSON; the checkpoint is corrupt, restore it") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file} is not a model config; the checkpoint is corrupt, restore it")
+    claims = {name for name in (config.get("i2i_family"), MODEL_TYPES.get(config.get("model_type")),
+                                CLASS_NAMES.get(config.get("_class_name"))) if name}
+    weights = {"model.safetensors": "mae", "diffusion_pytorch_model.safetensors": "diffusion"}
+    claims_by_weights = {family for file, family in weights.items() if (folder / file).is_file()}
+    if len(claims) > 1 or len(claims_by_weights) > 1 or (claims and claims_by_weights - claims):
+        raise UserError(f"{folder} mixes files of several model families ({', '.join(sorted(claims | claims_by_weights))}); "
+                        "give a folder that holds one checkpoint")
+    if not claims:
+        kind = config.get("model_type") or config.get("_class_name") or config.get("i2i_family")
+        raise UserError(f"{folder} holds a {kind!r} model, which no family here loads; supported: "
+                        f"transformers ViTMAE (model_type vit_mae), diffusers UNet2DModel, or our checkpoints")
+    family = claims.pop()
+    if family not in FAMILIES:
+        raise UserError(f"{folder} is a {family!r} checkpoint, a family this version does not have; "
+                        f"families: {', '.join(FAMILIES)}")
+    return family
 
 
 def load_model(path: str | Path) -> I2IModel:
-    """Load a checkpoint folder (config.json + weights); `bundled` or `bundled:NAME` for ours."""
+    """Load a checkpoint folder of any family; `bundled` or `bundled:NAME` for ours."""
     folder = checkpoint_folder(path)
-    config_file = folder / "config.json"
-    if not folder.is_dir() or not config_file.is_file():
-        raise UserError(f"no checkpoint at {folder}: expected a folder with config.json and model.safetensors")
-    try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise UserError(f"{config_file} is not valid JSON; the checkpoint is corrupt, restore it") from None
-    if model_type not in MODEL_TYPES:
-        raise UserError(f"{folder} holds a {model_type!r} model; supported: {', '.join(MODEL_TYPES)}")
-    return FAMILIES[MODEL_TYPES[model_type]].from_pretrained(folder)
+    return FAMILIES[family_of(folder)].from_pretrained(folder)
 
 
-__all__ = ["I2IModel", "MAEModel", "FAMILIES", "create_model", "load_model", "bundled_model_path",
-           "checkpoint_folder"]
+__all__ = ["I2IModel", "Draw", "noise_like", "MAEModel", "DiffusionModel", "FAMILIES", "create_model",
+           "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]

@@ -1,32 +1,90 @@
-"""The interface every model family implements, so that every method works with it.
+"""The interface every model family implements, so that every method and every metric works with it.
 
-A family wraps one library model and says four things: which module is its encoder, how
-the encoder embeds a masked batch, its own training (task) loss, and how it completes a
-masked image. Unlearning methods use nothing else.
+A family wraps one library model and says:
+
+- which modules are its **encoder** (what encoder-only unlearning fine-tunes; the teacher is a
+  frozen copy of exactly these) and which parameters are its **generator** (what whole-model
+  baselines train; a tokenizer or other fixed part is not among them);
+- what one training step draws at random (`draw`: the hole, and e.g. a diffusion timestep and
+  its noise), so that a student and a teacher can be run under the same draw;
+- the encoder's **embedding** of a batch under a draw: a list of tensors (one per resolution
+  level for a UNet), compared by `embedding_distance`;
+- its own task: one forward pass (`predict`), what that pass should output (`task_target`) and
+  the loss between them over the hole (`prediction_loss`);
+- how it **completes** a masked image, seeded and with sampler settings.
+
+Methods, the engine and evaluation use nothing else.
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from ..errors import UserError
+
+
+@dataclass
+class Draw:
+    """Everything one step draws at random for one batch, shared by student and teacher.
+
+    `hole` is a bool tensor (batch, 1, size, size), True where pixels are to be filled in;
+    `values` holds what else a family draws (e.g. "timesteps" and "noise" for diffusion).
+    """
+
+    hole: torch.Tensor
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def noise_like(images: torch.Tensor, kind: str = "normal", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise images in the valid pixel range [0, 1] (the official code's three kinds).
+
+    normal: randn scaled to the batch's scalar std and shifted to its mean, then clamped;
+    uniform: U(0, 1) per pixel; constant: the batch mean everywhere.
+    """
+    mean, std = images.mean(), images.std()
+    if kind == "normal":
+        draw = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+        return (draw * std + mean).clamp(0, 1)
+    if kind == "uniform":
+        return torch.rand(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    if kind == "constant":
+        return torch.full_like(images, float(mean))
+    raise UserError(f"unknown noise {kind!r}; choose from: normal, uniform, constant")
 
 
 class I2IModel(nn.Module, abc.ABC):
     """An image-to-image model split into a trainable encoder and a frozen rest.
 
-    Images are float tensors in [0, 1] of shape (batch, channels, size, size); a hole mask is
-    a bool tensor (batch, 1, size, size), True where the model must fill in pixels.
+    Images are float tensors in [0, 1] of shape (batch, channels, size, size).
     """
 
     family: str = ""
+    #: the mask the family trains on by default (`train`, `unlearn`)
+    default_mask: str = "random:0.75"
+    #: what a completion's `steps` means for this family (None: one forward pass, no steps)
+    sampler_steps: str | None = None
 
+    # -- what the family is made of -------------------------------------------------------------
     @property
     @abc.abstractmethod
     def encoder(self) -> nn.Module:
-        """The part that unlearning fine-tunes; everything else stays frozen."""
+        """The modules unlearning fine-tunes (one module, or an nn.ModuleDict of several)."""
+
+    @property
+    @abc.abstractmethod
+    def decoder(self) -> nn.Module:
+        """The modules that turn an embedding into the output; they never run in an encoder-only step."""
+
+    @abc.abstractmethod
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """The parameters whole-model baselines train (never a fixed part: a tokenizer, a fixed table);
+        the encoder's trainable parameters are the encoder's among these."""
 
     @property
     @abc.abstractmethod
@@ -39,39 +97,114 @@ class I2IModel(nn.Module, abc.ABC):
         """Number of image channels (1 grey, 3 colour)."""
 
     @property
-    def patch_size(self) -> int:
-        """Granularity of masks the model handles exactly (1 for pixel-level models)."""
+    def mask_cell(self) -> int:
+        """Side in pixels of the cells masks are drawn on (a patch for patch models)."""
         return 1
 
-    @abc.abstractmethod
-    def embed(self, images: torch.Tensor, hole: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
-        """The encoder's embedding of the masked images; `encoder` swaps in another copy (the teacher)."""
+    @classmethod
+    def tiny_settings(cls) -> dict:
+        """`from_config` settings of a model small enough for tests (a few seconds on a CPU)."""
+        return {}
+
+    # -- one step -------------------------------------------------------------------------------
+    def draw(self, images: torch.Tensor, mask: str | None = None,
+             generator: torch.Generator | None = None) -> Draw:
+        """What one step draws at random for `images`: by default the hole only."""
+        from ..data import make_mask
+
+        hole = make_mask(mask or self.default_mask, images.shape[0], self.image_size, self.mask_cell, generator)
+        return Draw(hole.to(images.device))
 
     @abc.abstractmethod
-    def task_loss(self, images: torch.Tensor, hole: torch.Tensor, target: torch.Tensor | None = None,
-                  reduction: str = "mean") -> torch.Tensor:
-        """The family's training loss on masked `images` (against `target`, default the images)."""
+    def embed(self, images: torch.Tensor, draw: Draw, encoder: nn.Module | None = None) -> list[torch.Tensor]:
+        """The encoder's embedding of `images` under `draw`; `encoder` swaps in another copy (the teacher)."""
+
+    def embed_noise(self, images: torch.Tensor, draw: Draw, noise: str = "normal",
+                    encoder: nn.Module | None = None) -> list[torch.Tensor]:
+        """The embedding that forgetting `images` aims at: the encoder's embedding of a noise image
+        under the same draw (noise images of the kind `noise`, drawn fresh)."""
+        return self.embed(noise_like(images, noise), draw, encoder)
+
+    @staticmethod
+    def embedding_distance(student: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
+        """Mean squared error per tensor, summed over the tensors."""
+        return sum(F.mse_loss(a, b) for a, b in zip(student, target, strict=True))
 
     @abc.abstractmethod
-    def complete(self, images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """Fill the hole: known pixels are kept, hole pixels predicted, values in [0, 1]."""
+    def predict(self, images: torch.Tensor, draw: Draw) -> torch.Tensor:
+        """The model's one training forward pass on `images` under `draw` (e.g. predicted noise)."""
+
+    @abc.abstractmethod
+    def task_target(self, images: torch.Tensor, draw: Draw) -> torch.Tensor:
+        """What `predict` should output for `images` under `draw`."""
+
+    @abc.abstractmethod
+    def prediction_loss(self, prediction: torch.Tensor, target: torch.Tensor, draw: Draw,
+                        reduction: str = "mean") -> torch.Tensor:
+        """The family's loss between a prediction and a target over the hole (per image with "none")."""
+
+    def task_loss(self, images: torch.Tensor, draw: Draw, reduction: str = "mean") -> torch.Tensor:
+        """The family's training loss on `images` under `draw`."""
+        return self.prediction_loss(self.predict(images, draw), self.task_target(images, draw), draw, reduction)
+
+    def noise_task_loss(self, images: torch.Tensor, draw: Draw, noise: str = "normal") -> torch.Tensor:
+        """The task loss with noise as the target for `images` (the Noisy Label baseline)."""
+        return self.prediction_loss(self.predict(images, draw), self.task_target(noise_like(images, noise), draw),
+                                    draw)
+
+    # -- completion and checkpoints ---------------------------------------------------------------
+    @abc.abstractmethod
+    def complete(self, images: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None,
+                 steps: int | None = None) -> torch.Tensor:
+        """Fill the hole: known pixels are kept, hole pixels predicted, values in [0, 1].
+
+        `generator` makes a sampling family's completion reproducible; `steps` is its number of
+        sampling steps (`sampler_steps` says what they are; ignored by one-pass families).
+        """
+
+    def membership_scores(self, images: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None,
+                          steps: int | None = None) -> torch.Tensor:
+        """Per image, how strongly the model seems to know it (higher = more likely a training
+        image): by default minus the hole error of its completion (the loss attack)."""
+        completed = self.complete(images, hole, generator, steps)
+        error = ((completed - images) ** 2 * hole).flatten(1).sum(1)
+        return -error / (hole.flatten(1).sum(1) * images.shape[1]).clamp(min=1)
+
+    def check_steps(self, steps: int | None) -> None:
+        """Refuse sampler settings the family cannot honour (one-pass families ignore valid ones)."""
+        if steps is not None and steps < 1:
+            raise UserError(f"--sampling-steps must be at least 1, not {steps}")
 
     @abc.abstractmethod
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> None:
-        """Write config.json + model.safetensors, loadable by `from_pretrained`."""
+        """Write config.json + weights (safetensors), loadable by `from_pretrained`; never NaN weights."""
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error when images do not have the size and channels the model takes."""
-        from ..errors import UserError
-
         expected = (self.channels, self.image_size, self.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected:
             raise UserError(f"images of shape {tuple(images.shape[1:])} do not fit this model, which takes "
                             f"{expected}; resize them (the data loaders do) or pass --image-size {self.image_size}")
 
+    def check_finite(self) -> None:
+        """Refuse to go on with a model whose weights are not all finite."""
+        for name, tensor in self.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise UserError(f"weight {name} holds NaN or infinite values; the model is broken: lower --lr, "
+                                "keep --grad-clip, or restore the checkpoint")
+
     def freeze_all_but_encoder(self) -> list[nn.Parameter]:
         """Freeze every parameter outside the encoder and return the encoder's trainable ones."""
-        trainable = {id(p) for p in self.encoder.parameters() if p.requires_grad}
+        generator = {id(p) for p in self.generator_parameters()}
+        trainable = {id(p) for p in self.encoder.parameters() if id(p) in generator}
         for parameter in self.parameters():
             parameter.requires_grad_(id(parameter) in trainable)
-        return [p for p in self.encoder.parameters() if p.requires_grad]
+        return [p for p in self.encoder.parameters() if id(p) in trainable]
+
+    def freeze_all_but_generator(self) -> list[nn.Parameter]:
+        """Freeze every parameter outside the generator and return the generator's trainable ones."""
+        generator = self.generator_parameters()
+        trainable = {id(p) for p in generator}
+        for parameter in self.parameters():
+            parameter.requires_grad_(id(parameter) in trainable)
+        return generator

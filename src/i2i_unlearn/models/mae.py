@@ -1,7 +1,9 @@
 """Masked autoencoder family on Hugging Face transformers' `ViTMAEForPreTraining`.
 
 Encoder = `model.vit` (patch embedding, ViT blocks over the visible patches, final norm);
-decoder = `model.decoder`. Completion runs the MAE with the hole's patches masked and
+decoder = `model.decoder`; the embedding compared is the encoder's output sequence (class token
+and visible patches). Masks are drawn on the patch grid; the default training mask hides a
+random 75% of the patches, as MAE pre-training does. Completion runs the MAE with the hole's patches masked and
 pastes the prediction into the hole. Checkpoints are `save_pretrained` folders, the format
 of the public facebook/vit-mae-* checkpoints.
 """
@@ -17,7 +19,7 @@ from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from ..errors import UserError
-from .base import I2IModel
+from .base import Draw, I2IModel
 
 
 def _sincos_table(grid: int, dim: int) -> torch.Tensor:
@@ -98,20 +100,28 @@ class MAEModel(I2IModel):
         return cls(hf_model, mean, std)
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> None:
+        self.check_finite()
+        self.hf.config.i2i_family = self.family
         self.hf.config.i2i_image_mean = self.pixel_mean.flatten().tolist()
         self.hf.config.i2i_image_std = self.pixel_std.flatten().tolist()
         self.hf.config.mask_ratio = self._saved_mask_ratio
-        original = next(self.hf.parameters()).dtype
-        self.hf.to(dtype)
-        try:
-            self.hf.save_pretrained(str(folder), safe_serialization=True)
-        finally:
-            self.hf.to(original)
+        # Cast a copy of the weights, never the live model (a float16 save must not round it).
+        state = {name: tensor.detach().to(dtype) for name, tensor in self.hf.state_dict().items()}
+        self.hf.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
 
     # -- the family interface -----------------------------------------------------------------
     @property
     def encoder(self) -> nn.Module:
         return self.hf.vit
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.hf.decoder
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the two fixed sin-cos position tables."""
+        fixed = {id(self.hf.vit.embeddings.position_embeddings), id(self.hf.decoder.decoder_pos_embed)}
+        return [p for p in self.hf.parameters() if id(p) not in fixed]
 
     @property
     def image_size(self) -> int:
@@ -122,54 +132,86 @@ class MAEModel(I2IModel):
         return int(self.hf.config.num_channels)
 
     @property
-    def patch_size(self) -> int:
+    def mask_cell(self) -> int:
         return int(self.hf.config.patch_size)
+
+    @classmethod
+    def tiny_settings(cls) -> dict:
+        return {"patch_size": 4, "hidden_size": 32, "depth": 2, "heads": 2, "decoder_hidden_size": 32,
+                "decoder_depth": 1, "decoder_heads": 2}
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         self.check_images(images)
         return (images - self.pixel_mean) / self.pixel_std
 
-    def _patch_noise(self, hole: torch.Tensor, config) -> torch.Tensor:
-        """MAE masking noise that hides exactly the patches touching the hole (lowest noise = kept)."""
-        patches = F.max_pool2d(hole.float(), self.patch_size).flatten(1)
+    def _patch_mask(self, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Which patches the MAE hides (B, L) as floats: every patch touching the hole.
+
+        ViTMAE hides the same number of patches in every image of a batch; where holes differ
+        in size, a few more visible patches (chosen at random) are hidden too. They are
+        predicted like the rest; completion pastes only the hole.
+        """
+        patches = F.max_pool2d(hole.float(), self.mask_cell).flatten(1)
         counts = patches.sum(1)
-        if not torch.all(counts == counts[0]):
-            raise ValueError("every image in a batch must hide the same number of patches")
-        # ViTMAE keeps int(L * (1 - mask_ratio)) patches; the half-patch margin makes that exact.
-        length = patches.shape[1]
-        config.mask_ratio = (float(counts[0]) - 0.5) / length
+        target = int(counts.max())
+        if target == 0:
+            raise UserError("the mask leaves no hole to fill; use a mask that hides part of the image")
+        if target == patches.shape[1]:
+            raise UserError("the mask hides every patch, so the model has nothing to go on; keep some pixels")
+        if not torch.all(counts == target):
+            scores = torch.rand(patches.shape, generator=generator).to(patches.device) + 2 * patches
+            order = scores.argsort(dim=1, descending=True)
+            patches = torch.zeros_like(patches).scatter_(1, order[:, :target], 1.0)
         return patches
 
-    def embed(self, images, hole, encoder=None):
+    def _noise(self, patch_mask: torch.Tensor, config) -> torch.Tensor:
+        """MAE masking noise (lowest = kept) that hides exactly `patch_mask`; sets config.mask_ratio to match."""
+        # ViTMAE keeps int(L * (1 - mask_ratio)) patches; the half-patch margin makes that exact.
+        config.mask_ratio = (float(patch_mask[0].sum()) - 0.5) / patch_mask.shape[1]
+        return patch_mask
+
+    def draw(self, images, mask=None, generator=None) -> Draw:
+        draw = super().draw(images, mask, generator)
+        draw.values["patch_mask"] = self._patch_mask(draw.hole, generator)
+        return draw
+
+    def embed(self, images, draw, encoder=None):
         encoder = encoder if encoder is not None else self.hf.vit
-        noise = self._patch_noise(hole, encoder.config)
-        return encoder(pixel_values=self._normalise(images), noise=noise).last_hidden_state
+        noise = self._noise(draw.values["patch_mask"], encoder.config)
+        return [encoder(pixel_values=self._normalise(images), noise=noise).last_hidden_state]
 
-    def _predict(self, images, hole):
-        """Predicted patches (normalised pixel space) and the patch mask."""
-        noise = self._patch_noise(hole, self.hf.config)
-        output = self.hf(pixel_values=self._normalise(images), noise=noise)
-        return output.logits, output.mask
+    def _forward(self, images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+        """Predicted patches (B, L, patch pixels) in normalised pixel space."""
+        noise = self._noise(patch_mask, self.hf.config)
+        return self.hf(pixel_values=self._normalise(images), noise=noise).logits
 
-    def task_loss(self, images, hole, target=None, reduction="mean"):
-        """Mean squared error on the masked patches (the MAE objective), in normalised pixels."""
-        logits, mask = self._predict(images, hole)
-        target_patches = self.hf.patchify(self._normalise(images if target is None else target))
+    def predict(self, images, draw):
+        return self._forward(images, draw.values["patch_mask"])
+
+    def task_target(self, images, draw):
+        target = self.hf.patchify(self._normalise(images))
         if self.hf.config.norm_pix_loss:
-            mean = target_patches.mean(dim=-1, keepdim=True)
-            var = target_patches.var(dim=-1, keepdim=True)
-            target_patches = (target_patches - mean) / (var + 1.0e-6) ** 0.5
-        per_patch = ((logits - target_patches) ** 2).mean(dim=-1)
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        return target
+
+    def prediction_loss(self, prediction, target, draw, reduction="mean"):
+        """Mean squared error on the hidden patches (the MAE objective), in normalised pixels."""
+        mask = draw.values["patch_mask"]
+        per_patch = ((prediction - target) ** 2).mean(dim=-1)
         per_image = (per_patch * mask).sum(1) / mask.sum(1).clamp(min=1)
         return per_image.mean() if reduction == "mean" else per_image
 
     @torch.no_grad()
-    def complete(self, images, hole):
-        logits, mask = self._predict(images, hole)
+    def complete(self, images, hole, generator=None, steps=None):
+        """One forward pass with the hole's patches hidden; the prediction is pasted into the hole."""
+        patch_mask = self._patch_mask(hole, generator)
+        logits = self._forward(images, patch_mask)
         if self.hf.config.norm_pix_loss:
             # Predictions are per-patch normalised; restore them with the visible pixels' statistics.
             visible = self.hf.patchify(self._normalise(images))
-            keep = (1 - mask).unsqueeze(-1)
+            keep = (1 - patch_mask).unsqueeze(-1)
             count = keep.sum(1, keepdim=True) * visible.shape[-1]
             mean = (visible * keep).sum((1, 2), keepdim=True) / count
             std = (((visible - mean) ** 2 * keep).sum((1, 2), keepdim=True) / count).sqrt()
