@@ -2,11 +2,12 @@
 
 import json
 
+import pytest
 import torch
 
 from i2i_unlearn.data import make_mask, make_splits, subset_per_class
 from i2i_unlearn.metrics import hole_mse
-from i2i_unlearn.models import bundled_model_path, load_model
+from i2i_unlearn.models import bundled_model_path, bundled_names, load_model
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
 
@@ -16,11 +17,20 @@ def _centre_mse(model, subset) -> float:
     return float(hole_mse(model.complete(images, hole), images, hole).mean())
 
 
-def test_bundled_checkpoint_is_small_and_complete():
-    folder = bundled_model_path()
-    assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_bundled_checkpoint_is_small_complete_and_loads(name):
+    folder = bundled_model_path(name)
+    (weights,) = folder.glob("*.safetensors")
+    assert weights.stat().st_size < 10 * 2**20
     record = json.loads((folder / "train_record.json").read_text())
-    assert record["data"]["images"] == 60000 and record["config"]["seed"] == 0
+    excluded = record["data"]["excluded_classes"]
+    assert record["data"]["images"] == 60000 - 6000 * len(excluded) and record["config"]["seed"] == 0
+    assert ("retrain" in name) == bool(excluded)
+    model = load_model(f"bundled:{name}")
+    assert model.family == record["config"]["family"] and model.image_size == 32
+
+
+def test_bundled_mae_has_its_position_tables():
     model = load_model("bundled")
     assert model.hf.vit.embeddings.position_embeddings.abs().sum() > 0
 
