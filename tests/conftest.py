@@ -47,6 +47,15 @@ def tiny_checkpoint(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session", params=sorted(FAMILIES))
+def family_checkpoint(request, tmp_path_factory):
+    """A tiny model of each family trained for a few steps on Fashion-MNIST at 16x16, saved like any checkpoint."""
+    folder = tmp_path_factory.mktemp("ckpt") / request.param
+    train(TrainConfig(family=request.param, image_size=16, model=FAMILIES[request.param].tiny_settings(), steps=20,
+                      batch_size=16, warmup_steps=5, lr=2e-3), folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory):
     """Real images as files: 3 Fashion-MNIST classes, 12 images each, PNG and JPEG, grey and colour."""

@@ -82,3 +82,37 @@ def test_bad_flag(capsys):
         main(["unlearn", "--model", "x", "--out", "y", "--lr", "fast"])
     assert exit_info.value.code == 2
     assert "invalid float value" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("flag, value", [("--lr", "inf"), ("--lr", "nan"), ("--lr", "0"), ("--forget-alpha", "nan"),
+                                         ("--retain-alpha", "inf"), ("--grad-clip", "-1"), ("--beta1", "2"),
+                                         ("--weight-decay", "-0.1"), ("--batch-size", "0"),
+                                         ("--warmup-steps", "-3")])
+def test_nonsense_numbers_are_refused_before_anything_is_written(tiny_checkpoint, tmp_path, capsys, flag, value):
+    assert _unlearn(tiny_checkpoint, tmp_path / "out", "--forget-classes", "Bag", flag, value) == 2
+    assert flag in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("steps", ["0", "5000"])
+def test_sampling_steps_the_scheduler_cannot_take(tmp_path, capsys, steps):
+    code = main(["evaluate", "--model", "bundled:diffusion", "--forget-classes", "Bag", "--sampling-steps", steps,
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "--sampling-steps" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_bundled_name(tmp_path, capsys):
+    assert _unlearn("bundled:nothing-like-it", tmp_path / "out", "--forget-classes", "Bag") == 2
+    assert "no bundled checkpoint" in _error_line(capsys)
+
+
+def test_a_diffusers_unet_of_another_layout(tmp_path, capsys):
+    from diffusers import UNet2DModel
+
+    UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(8, 16), norm_num_groups=4,
+                down_block_types=("DownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "UpBlock2D")).save_pretrained(tmp_path / "unet")
+    assert _unlearn(tmp_path / "unet", tmp_path / "out", "--forget-classes", "Bag") == 2
+    assert "not a conditional inpainting UNet" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()

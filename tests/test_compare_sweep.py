@@ -9,13 +9,13 @@ from i2i_unlearn.compare import markdown_table
 from i2i_unlearn.methods import METHODS
 
 FAST = ["--forget-classes", "Trouser", "--retain-limit", "200", "--steps", "2", "--batch-size", "4",
-        "--eval-per-class", "2", "--warmup-steps", "1"]
+        "--eval-per-class", "2", "--warmup-steps", "1", "--sampling-steps", "2"]
 
 
 @pytest.fixture(scope="module")
-def compare_run(tiny_checkpoint, tmp_path_factory):
+def compare_run(family_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "run"
-    assert main(["compare", "--model", str(tiny_checkpoint), "--retrained", str(tiny_checkpoint),
+    assert main(["compare", "--model", str(family_checkpoint), "--retrained", str(family_checkpoint),
                  "--out", str(out), *FAST]) == 0
     return out
 
@@ -34,12 +34,12 @@ def test_compare_writes_a_table_for_every_method(compare_run):
     table = (compare_run / "compare.md").read_text()
     assert table.count("\n") == len(results) + 2 and "| i2i |" in table
     assert (compare_run / "samples.png").stat().st_size > 0
-    assert (compare_run / "models" / "max_loss" / "model.safetensors").exists()
+    assert json.loads((compare_run / "models" / "max_loss" / "config.json").read_text())["i2i_family"]
 
 
-def test_sweep_plots_one_point_per_alpha(tiny_checkpoint, compare_run, tmp_path):
+def test_sweep_plots_one_point_per_alpha(family_checkpoint, compare_run, tmp_path):
     out = tmp_path / "sweep"
-    assert main(["sweep", "--model", str(tiny_checkpoint), "--alphas", "0.1,1", "--compare",
+    assert main(["sweep", "--model", str(family_checkpoint), "--alphas", "0.1,1", "--compare",
                  str(compare_run / "compare.json"), "--out", str(out), *FAST]) == 0
     points = json.loads((out / "sweep.json").read_text())["points"]
     assert set(points) == {"0.1", "1.0"}

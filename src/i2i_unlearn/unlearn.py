@@ -20,7 +20,7 @@ from .records import RunRecord, check_out_dir, prepare_out_dir
 class UnlearnConfig:
     """Settings of an unlearning run. Defaults follow the official code where it sets them
     (AdamW betas (0.9, 0.95), weight decay 0.05, grad clip 3.0, retain_alpha 1, forget_alpha 0.2,
-    "normal" noise); lr and steps are sized for small models on a CPU (see docs/unlearning.md)."""
+    "normal" noise); lr and steps are sized for small models on a CPU (measured in docs/results.md)."""
 
     method: str = "i2i"
     forget_alpha: float = 0.2
