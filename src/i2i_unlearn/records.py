@@ -33,6 +33,7 @@ def prepare_out_dir(out: str | Path) -> Path:
 def versions() -> dict:
     """Versions of Python and the libraries that decide a run's numbers."""
     import accelerate
+    import diffusers
     import numpy
     import torch
     import transformers
@@ -40,8 +41,8 @@ def versions() -> dict:
     from . import __version__
 
     return {"i2i_unlearn": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "accelerate": accelerate.__version__,
-            "numpy": numpy.__version__, "platform": platform.platform()}
+            "transformers": transformers.__version__, "diffusers": diffusers.__version__,
+            "accelerate": accelerate.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
 
 
 def now() -> str:
