@@ -187,3 +187,17 @@ def test_every_family_is_registered_under_its_name():
     for name, cls in FAMILIES.items():
         assert cls.family == name
         assert cls.default_mask
+
+
+def test_two_evaluations_of_one_model_give_identical_numbers(family_model):
+    from torch.utils.data import TensorDataset
+
+    from i2i_unlearn.evaluate import evaluate
+    from i2i_unlearn.metrics import get_extractor
+
+    labels = torch.zeros(6, dtype=torch.long)
+    sets = {"retain": TensorDataset(_images(6, 1), labels), "forget": TensorDataset(_images(6, 2), labels)}
+    extractor = get_extractor("efficientnet-lite0")
+    first, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
+    again, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
+    assert first == again
