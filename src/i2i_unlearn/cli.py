@@ -10,6 +10,9 @@ import sys
 from .errors import UserError
 
 
+MODEL_HELP = "checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit 2, like every other bad input."""
 
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--exclude-classes", type=_csv, default=[], help="classes to leave out (retrain)")
     train.add_argument("--model-config", type=_model_settings, default={},
                        help='family settings as JSON, e.g. \'{"patch_size": 4, "depth": 6}\'')
-    train.add_argument("--mask", default=None, help="training mask (default: the family's, e.g. random:0.75 for mae, hybrid for diffusion)")
+    train.add_argument("--mask", default=None,
+                       help="training mask (default: the family's, e.g. random:0.75 for mae, hybrid for diffusion)")
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -87,13 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unlearn_flags(demo)
 
     unlearn = commands.add_parser("unlearn", help="make a checkpoint forget a forget set")
-    unlearn.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
+    unlearn.add_argument("--model", required=True, help=MODEL_HELP)
     unlearn.add_argument("--out", required=True, help="new folder for the unlearned checkpoint")
     _add_data_flags(unlearn)
     _add_unlearn_flags(unlearn)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
-    evaluate.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
+    evaluate.add_argument("--model", required=True, help=MODEL_HELP)
     evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
     _add_data_flags(evaluate)
     _add_eval_flags(evaluate)
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
 
     compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
-    compare.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
+    compare.add_argument("--model", required=True, help=MODEL_HELP)
     compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
     compare.add_argument("--methods", type=_csv, default=None, help="default: every method")
     compare.add_argument("--out", required=True)
@@ -110,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unlearn_flags(compare)
 
     sweep = commands.add_parser("sweep", help="the paper's method over several forget_alpha values, plotted")
-    sweep.add_argument("--model", required=True, help="checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)")
+    sweep.add_argument("--model", required=True, help=MODEL_HELP)
     sweep.add_argument("--alphas", type=_csv, default=["0.02", "0.05", "0.1", "0.2", "0.5", "1.0"])
     sweep.add_argument("--compare", default=None, help="a compare.json whose models to mark on the plot")
     sweep.add_argument("--out", required=True)
@@ -162,7 +166,8 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--beta1", type=float, default=defaults.beta1)
     parser.add_argument("--beta2", type=float, default=defaults.beta2)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max gradient norm; 0 turns clipping off")
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
+                        help="max gradient norm; 0 turns clipping off")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 

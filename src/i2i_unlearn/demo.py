@@ -62,7 +62,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     config = config or UnlearnConfig()
     checkpoint = ASSETS / DEFAULT_BUNDLED[family]
     model = load_model(checkpoint)
-    steps = steps or DEMO_STEPS.get(family)
+    steps = DEMO_STEPS.get(family) if steps is None else steps
     model.check_steps(steps)
     splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=forget_classes,
                          seed=config.seed)
@@ -90,8 +90,9 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
         columns["retrained"], completions["retrained"], auc["retrained"] = measure(
             "the model retrained without them", load_model(retrained_path))
 
-    metrics = {"model": str(checkpoint), "family": model.family, "method": config.method, "forget_classes": splits.forget_classes,
-               "task": task, "features": extractor.name, "unlearn_seconds": record["seconds"],
+    metrics = {"model": str(checkpoint), "family": model.family, "method": config.method,
+               "forget_classes": splits.forget_classes, "task": task, "features": extractor.name,
+               "unlearn_seconds": record["seconds"],
                "before": before, "after": after, "retrained": columns.get("retrained"),
                "retrained_model": str(retrained_path) if retrained_path else None,
                "membership_inference": auc,

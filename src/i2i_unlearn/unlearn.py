@@ -47,7 +47,8 @@ class UnlearnConfig:
             raise UserError("--warmup-steps must not be negative")
         # (flag, value, lowest allowed, lowest is allowed itself, highest or None)
         ranges = [("lr", self.lr, 0, False, None), ("forget-alpha", self.forget_alpha, 0, True, None),
-                  ("retain-alpha", self.retain_alpha, 0, True, None), ("weight-decay", self.weight_decay, 0, True, None),
+                  ("retain-alpha", self.retain_alpha, 0, True, None),
+                  ("weight-decay", self.weight_decay, 0, True, None),
                   ("beta1", self.beta1, 0, True, 1), ("beta2", self.beta2, 0, True, 1),
                   ("grad-clip", self.grad_clip, 0, True, None)]
         for flag, value, low, inclusive, high in ranges:

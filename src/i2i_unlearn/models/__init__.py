@@ -24,7 +24,8 @@ DEFAULT_BUNDLED = {"mae": "mae-fashion-mnist", "diffusion": "diffusion-fashion-m
 
 def bundled_names() -> list[str]:
     """Names of the checkpoints that ship with the package (any family)."""
-    return sorted(p.name for p in ASSETS.iterdir() if (p / "config.json").is_file() and not p.name.startswith("classifier"))
+    return sorted(p.name for p in ASSETS.iterdir()
+                  if (p / "config.json").is_file() and not p.name.startswith("classifier"))
 
 
 def bundled_model_path(name: str = "mae-fashion-mnist") -> Path:
@@ -70,8 +71,9 @@ def family_of(folder: Path) -> str:
     weights = {"model.safetensors": "mae", "diffusion_pytorch_model.safetensors": "diffusion"}
     claims_by_weights = {family for file, family in weights.items() if (folder / file).is_file()}
     if len(claims) > 1 or len(claims_by_weights) > 1 or (claims and claims_by_weights - claims):
-        raise UserError(f"{folder} mixes files of several model families ({', '.join(sorted(claims | claims_by_weights))}); "
-                        "give a folder that holds one checkpoint")
+        found = ", ".join(sorted(claims | claims_by_weights))
+        raise UserError(f"{folder} mixes files of several model families ({found}); give a folder that holds "
+                        "one checkpoint")
     if not claims:
         kind = config.get("model_type") or config.get("_class_name") or config.get("i2i_family")
         raise UserError(f"{folder} holds a {kind!r} model, which no family here loads; supported: "
