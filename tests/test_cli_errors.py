@@ -116,3 +116,11 @@ def test_a_diffusers_unet_of_another_layout(tmp_path, capsys):
     assert _unlearn(tmp_path / "unet", tmp_path / "out", "--forget-classes", "Bag") == 2
     assert "not a conditional inpainting UNet" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--lr", "inf"), ("--lr", "nan"), ("--batch-size", "0"),
+                                         ("--image-size", "0"), ("--weight-decay", "-1")])
+def test_train_refuses_nonsense_numbers_before_anything_is_written(tmp_path, capsys, flag, value):
+    assert main(["train", "--out", str(tmp_path / "m"), flag, value]) == 2
+    assert flag in _error_line(capsys)
+    assert not (tmp_path / "m").exists()

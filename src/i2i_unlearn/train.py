@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,23 @@ class TrainConfig:
     seed: int = 0
     save_dtype: str = "float32"
 
+    def check(self) -> None:
+        """Refuse settings that cannot train a model, before anything is read or written."""
+        if self.save_dtype not in ("float32", "float16", "bfloat16"):
+            raise UserError(f"unknown --save-dtype {self.save_dtype}; use float32, float16 or bfloat16")
+        if self.mask is not None:
+            parse_task(self.mask)
+        for flag, value in (("steps", self.steps), ("batch-size", self.batch_size), ("image-size", self.image_size)):
+            if value < 1:
+                raise UserError(f"--{flag} must be at least 1, not {value}")
+        if self.warmup_steps < 0:
+            raise UserError("--warmup-steps must not be negative")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise UserError(f"--lr {self.lr} is out of range; it must be a finite number greater than 0")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise UserError(f"--weight-decay {self.weight_decay} is out of range; it must be a finite number "
+                            "at least 0")
+
 
 class TaskObjective(nn.Module):
     """The family's own loss on training images under a fresh draw (mask, and e.g. timestep)."""
@@ -51,10 +69,7 @@ class TaskObjective(nn.Module):
 
 def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
     """Train a model as `config` says and save it to `out` (a new folder); returns the run record."""
-    if config.save_dtype not in ("float32", "float16", "bfloat16"):
-        raise UserError(f"unknown --save-dtype {config.save_dtype}; use float32, float16 or bfloat16")
-    if config.mask is not None:
-        parse_task(config.mask)
+    config.check()
     data = load_dataset(config.dataset, "train", config.image_size, config.channels)
     excluded = sorted({data.class_index(name) for name in config.exclude_classes})
     rows = [i for i, label in enumerate(data.labels) if label not in excluded]
