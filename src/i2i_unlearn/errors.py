@@ -5,5 +5,17 @@ the CLI prints it and exits with status 2.
 """
 
 
+import math
+
+
 class UserError(Exception):
     """Bad input from the user: a one-line message saying what is wrong and how to fix it."""
+
+
+def check_number(flag: str, value: float, low: float, inclusive: bool = True, high: float | None = None) -> None:
+    """Refuse a numeric flag that is not finite, below `low` (or equal, unless `inclusive`) or at least `high`."""
+    if not math.isfinite(value) or value < low or (value == low and not inclusive) or \
+            (high is not None and value >= high):
+        bound = f"in [{low}, {high})" if high is not None else (f"at least {low}" if inclusive
+                                                                 else f"greater than {low}")
+        raise UserError(f"--{flag} {value} is out of range; it must be a finite number {bound}")

@@ -26,6 +26,7 @@ from .errors import UserError
 from .metrics import (FeatureStats, embedding_cosine, frechet_distance, get_extractor, hole_mse,
                       inception_score, psnr)
 from .metrics.kid import kernel_inception_distance
+from .metrics.membership import membership_auc
 from .metrics.ssim import ssim
 from .models import I2IModel
 
@@ -220,8 +221,6 @@ class Evaluator:
     def __init__(self, splits, sets: dict[str, Dataset], task: str = "center", features: str = "efficientnet-lite0",
                  classifier: str | None = "auto", seed: int = 0, steps: int | None = None,
                  membership_per_class: int | None = None, membership: bool = True, progress: bool = True):
-        from .metrics import get_extractor
-
         parse_task(task)
         dataset = splits.info.get("dataset", "")
         self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
@@ -234,8 +233,6 @@ class Evaluator:
 
     def __call__(self, model: I2IModel, keep_outputs: bool = False) -> tuple[dict, dict, float | None]:
         """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""
-        from .metrics.membership import membership_auc
-
         metrics, samples = evaluate(model, self.sets, self.task, self.extractor, seed=self.seed, cache=self.cache,
                                     keep_outputs=keep_outputs, classifier=self.classifier, steps=self.steps,
                                     progress=self.progress)

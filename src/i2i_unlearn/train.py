@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from torch.utils.data import Subset
 
 from . import engine
 from .data import load_dataset, parse_task
-from .errors import UserError
+from .errors import UserError, check_number
 from .models import I2IModel, create_model
 from .records import RunRecord, check_out_dir, prepare_out_dir
 
@@ -47,11 +46,8 @@ class TrainConfig:
                 raise UserError(f"--{flag} must be at least 1, not {value}")
         if self.warmup_steps < 0:
             raise UserError("--warmup-steps must not be negative")
-        if not math.isfinite(self.lr) or self.lr <= 0:
-            raise UserError(f"--lr {self.lr} is out of range; it must be a finite number greater than 0")
-        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
-            raise UserError(f"--weight-decay {self.weight_decay} is out of range; it must be a finite number "
-                            "at least 0")
+        check_number("lr", self.lr, 0, inclusive=False)
+        check_number("weight-decay", self.weight_decay, 0)
 
 
 class TaskObjective(nn.Module):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 
 from . import engine
 from .data import Splits, parse_task
-from .errors import UserError
+from .errors import UserError, check_number
 from .methods import create_method
 from .models import I2IModel
 from .records import RunRecord, check_out_dir, prepare_out_dir
@@ -45,18 +44,12 @@ class UnlearnConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.warmup_steps < 0:
             raise UserError("--warmup-steps must not be negative")
-        # (flag, value, lowest allowed, lowest is allowed itself, highest or None)
-        ranges = [("lr", self.lr, 0, False, None), ("forget-alpha", self.forget_alpha, 0, True, None),
-                  ("retain-alpha", self.retain_alpha, 0, True, None),
-                  ("weight-decay", self.weight_decay, 0, True, None),
-                  ("beta1", self.beta1, 0, True, 1), ("beta2", self.beta2, 0, True, 1),
-                  ("grad-clip", self.grad_clip, 0, True, None)]
-        for flag, value, low, inclusive, high in ranges:
-            if not math.isfinite(value) or value < low or (value == low and not inclusive) or \
-                    (high is not None and value >= high):
-                bound = f"in [{low}, {high})" if high is not None else (f"at least {low}" if inclusive
-                                                                         else f"greater than {low}")
-                raise UserError(f"--{flag} {value} is out of range; it must be a finite number {bound}")
+        check_number("lr", self.lr, 0, inclusive=False)
+        for flag, value in (("forget-alpha", self.forget_alpha), ("retain-alpha", self.retain_alpha),
+                            ("weight-decay", self.weight_decay), ("grad-clip", self.grad_clip)):
+            check_number(flag, value, 0)
+        check_number("beta1", self.beta1, 0, high=1)
+        check_number("beta2", self.beta2, 0, high=1)
         if self.forget_alpha == 0 and self.retain_alpha == 0:
             raise UserError("--forget-alpha and --retain-alpha are both 0, so nothing would be learnt; "
                             "set at least one above 0")

@@ -20,9 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..models import Draw, I2IModel, noise_like
-
-NOISE_KINDS = ("normal", "uniform", "constant")
+from ..models import NOISE_KINDS, Draw, I2IModel, noise_like
 
 
 class UnlearningMethod(nn.Module):

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .base import Draw, I2IModel, noise_like
+from .base import NOISE_KINDS, Draw, I2IModel, noise_like
 from .diffusion import DiffusionModel
 from .mae import MAEModel
 
@@ -91,5 +91,5 @@ def load_model(path: str | Path) -> I2IModel:
     return FAMILIES[family_of(folder)].from_pretrained(folder)
 
 
-__all__ = ["I2IModel", "Draw", "noise_like", "MAEModel", "DiffusionModel", "FAMILIES", "create_model",
+__all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "FAMILIES", "create_model",
            "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]

@@ -28,6 +28,8 @@ from torch import nn
 
 from ..errors import UserError
 
+NOISE_KINDS = ("normal", "uniform", "constant")
+
 
 @dataclass
 class Draw:
@@ -55,7 +57,7 @@ def noise_like(images: torch.Tensor, kind: str = "normal", generator: torch.Gene
         return torch.rand(images.shape, generator=generator, device=images.device, dtype=images.dtype)
     if kind == "constant":
         return torch.full_like(images, float(mean))
-    raise UserError(f"unknown noise {kind!r}; choose from: normal, uniform, constant")
+    raise UserError(f"unknown noise {kind!r}; choose from: {', '.join(NOISE_KINDS)}")
 
 
 class I2IModel(nn.Module, abc.ABC):
@@ -166,9 +168,9 @@ class I2IModel(nn.Module, abc.ABC):
                           steps: int | None = None) -> torch.Tensor:
         """Per image, how strongly the model seems to know it (higher = more likely a training
         image): by default minus the hole error of its completion (the loss attack)."""
-        completed = self.complete(images, hole, generator, steps)
-        error = ((completed - images) ** 2 * hole).flatten(1).sum(1)
-        return -error / (hole.flatten(1).sum(1) * images.shape[1]).clamp(min=1)
+        from ..metrics.pixels import hole_mse
+
+        return -hole_mse(self.complete(images, hole, generator, steps), images, hole)
 
     def check_steps(self, steps: int | None) -> None:
         """Refuse sampler settings the family cannot honour (one-pass families ignore valid ones)."""
@@ -193,18 +195,18 @@ class I2IModel(nn.Module, abc.ABC):
                 raise UserError(f"weight {name} holds NaN or infinite values; the model is broken: lower --lr, "
                                 "keep --grad-clip, or restore the checkpoint")
 
+    def _train_only(self, parameters: list[nn.Parameter]) -> list[nn.Parameter]:
+        """Freeze every parameter but `parameters`, and return them."""
+        trainable = {id(p) for p in parameters}
+        for parameter in self.parameters():
+            parameter.requires_grad_(id(parameter) in trainable)
+        return parameters
+
     def freeze_all_but_encoder(self) -> list[nn.Parameter]:
         """Freeze every parameter outside the encoder and return the encoder's trainable ones."""
         generator = {id(p) for p in self.generator_parameters()}
-        trainable = {id(p) for p in self.encoder.parameters() if id(p) in generator}
-        for parameter in self.parameters():
-            parameter.requires_grad_(id(parameter) in trainable)
-        return [p for p in self.encoder.parameters() if id(p) in trainable]
+        return self._train_only([p for p in self.encoder.parameters() if id(p) in generator])
 
     def freeze_all_but_generator(self) -> list[nn.Parameter]:
         """Freeze every parameter outside the generator and return the generator's trainable ones."""
-        generator = self.generator_parameters()
-        trainable = {id(p) for p in generator}
-        for parameter in self.parameters():
-            parameter.requires_grad_(id(parameter) in trainable)
-        return generator
+        return self._train_only(self.generator_parameters())

@@ -262,16 +262,17 @@ class DiffusionModel(I2IModel):
             sample = self.unet.conv_act(self.unet.conv_norm_out(sample))
         return self.unet.conv_out(sample)
 
-    def embed(self, images, draw, encoder=None):
-        skips, middle, _ = self._encode(self._inputs(images, draw), draw.values["timesteps"], encoder)
+    def _embed(self, images, draw, encoder, pure_noise: bool = False) -> list[torch.Tensor]:
+        skips, middle, _ = self._encode(self._inputs(images, draw, pure_noise), draw.values["timesteps"], encoder)
         return [*skips, middle]
+
+    def embed(self, images, draw, encoder=None):
+        return self._embed(images, draw, encoder)
 
     def embed_noise(self, images, draw, noise="normal", encoder=None):
         # Palette's forget target: the same timestep and noise draw, pure noise in the hole,
         # context kept. The diffusion noise is Gaussian by definition; `noise` does not apply.
-        skips, middle, _ = self._encode(self._inputs(images, draw, pure_noise=True), draw.values["timesteps"],
-                                        encoder)
-        return [*skips, middle]
+        return self._embed(images, draw, encoder, pure_noise=True)
 
     def _denoise(self, inputs: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         return self._decode(*self._encode(inputs, timesteps))
