@@ -52,7 +52,7 @@ def family_checkpoint(request, tmp_path_factory):
     """A tiny model of each family trained for a few steps on Fashion-MNIST at 16x16, saved like any checkpoint."""
     folder = tmp_path_factory.mktemp("ckpt") / request.param
     train(TrainConfig(family=request.param, image_size=16, model=FAMILIES[request.param].tiny_settings(), steps=20,
-                      batch_size=16, warmup_steps=5, lr=2e-3), folder)
+                      batch_size=16, warmup_steps=5, lr=2e-3, tokenizer_steps=10), folder)
     return folder
 
 

@@ -64,9 +64,10 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path, family_model):
 
 def test_saving_writes_each_tensor_once(tmp_path, family_model):
     family_model.save_pretrained(tmp_path / "m")
-    (weights,) = [p for p in (tmp_path / "m").iterdir() if p.suffix == ".safetensors"]
-    with safe_open(str(weights), "pt") as stored:
-        keys = list(stored.keys())
+    keys = []
+    for weights in (tmp_path / "m").rglob("*.safetensors"):  # a tokenizer may sit in a sub-folder
+        with safe_open(str(weights), "pt") as stored:
+            keys += list(stored.keys())
     # each distinct tensor of the model once: no copy of the encoder, no tied tensor twice
     distinct = {tensor.data_ptr() for tensor in family_model.state_dict().values()}
     assert len(keys) == len(distinct)
@@ -92,7 +93,7 @@ def test_embedding_is_a_list_of_tensors_under_a_shared_draw(family_model):
     images = _images(3)
     draw = family_model.draw(images)
     first = family_model.embed(images, draw)
-    assert isinstance(first, list) and first and all(torch.is_tensor(t) and t.shape[0] == 3 for t in first)
+    assert isinstance(first, list) and first and all(torch.is_tensor(t) and t.dim() >= 2 for t in first)
     again = family_model.embed(images, draw)
     assert family_model.embedding_distance(first, again).item() == 0.0
 
@@ -110,8 +111,11 @@ def test_retain_term_is_exactly_zero_at_step_zero(family_model, name):
 def test_each_term_sees_only_its_own_samples(family_model, name):
     method = create_method(name, family_model)
     _nudge(family_model)
-    forget = _images(seed=1).requires_grad_(True)
-    retain = _images(seed=2).requires_grad_(True)
+    forget, retain = _images(seed=1), _images(seed=2)
+    if not family_model.pixel_gradients:
+        pytest.skip("a tokenizer quantizes the pixels: no gradient reaches them (see the test below)")
+    forget.requires_grad_(True)
+    retain.requires_grad_(True)
     forget_term = method.forget_term(forget, method.draw(forget), retain)
     grad_forget, grad_retain = torch.autograd.grad(forget_term, [forget, retain], allow_unused=True)
     assert grad_forget is not None and grad_forget.abs().sum() > 0
@@ -120,6 +124,24 @@ def test_each_term_sees_only_its_own_samples(family_model, name):
     grad_forget, grad_retain = torch.autograd.grad(retain_term, [forget, retain], allow_unused=True)
     assert grad_retain is not None and grad_retain.abs().sum() > 0
     assert grad_forget is None
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_forget_term_depends_on_the_forget_images_and_retain_only_through_a_target(family_model, name):
+    """Without pixel gradients: the forget term changes with the forget images, and with the retain
+    images only for Retain Label (whose target is the original's output on them)."""
+    method = create_method(name, family_model)
+    _nudge(family_model)
+
+    def forget_term(forget_seed, retain_seed):
+        forget, retain = _images(seed=forget_seed), _images(seed=retain_seed)
+        torch.manual_seed(0)
+        draw = family_model.draw(forget, generator=torch.Generator().manual_seed(0))
+        return method.forget_term(forget, draw, retain).item()
+
+    base = forget_term(1, 2)
+    assert forget_term(3, 2) != base
+    assert (forget_term(1, 4) != base) == (name == "retain_label")
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

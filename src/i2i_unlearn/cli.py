@@ -53,14 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from scratch (optionally without some classes)")
     _add_data_flags(train, with_forget=False)
     train.add_argument("--out", required=True, help="new folder for the checkpoint and its record")
-    train.add_argument("--family", default="mae", help="model family: mae (default) or diffusion")
+    train.add_argument("--family", default="mae", help="model family: mae (default), diffusion or vqgan")
+    train.add_argument("--tokenizer", default=None,
+                       help="vqgan: reuse this trained tokenizer (a VQ-GAN checkpoint or VQModel folder, or "
+                            "bundled:NAME); without it a tokenizer is trained first")
+    train.add_argument("--tokenizer-steps", type=int, default=2500, help="vqgan: tokenizer training steps")
     train.add_argument("--image-size", type=int, default=32)
     train.add_argument("--channels", type=int, default=1, choices=[1, 3])
     train.add_argument("--exclude-classes", type=_csv, default=[], help="classes to leave out (retrain)")
     train.add_argument("--model-config", type=_model_settings, default={},
                        help='family settings as JSON, e.g. \'{"patch_size": 4, "depth": 6}\'')
     train.add_argument("--mask", default=None,
-                       help="training mask (default: the family's, e.g. random:0.75 for mae, hybrid for diffusion)")
+                       help="training mask (default: the family's: random:0.75 for mae, hybrid for diffusion, mage for vqgan)")
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -85,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a bundled model forgets two Fashion-MNIST classes")
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
-    demo.add_argument("--model", default="mae", help="which bundled model: mae (default) or diffusion")
+    demo.add_argument("--model", default="mae", help="which bundled model: mae (default), diffusion or vqgan")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
     _add_eval_flags(demo)
     _add_unlearn_flags(demo)
@@ -138,7 +142,8 @@ def _add_eval_flags(parser):
                         help="classifier folder judging class accuracy; 'auto' = bundled one for the dataset, "
                              "'none' = skip")
     parser.add_argument("--sampling-steps", type=int, default=None,
-                        help="sampling steps of a completion (diffusion: DDIM steps; default: the family's)")
+                        help="sampling steps of a completion (diffusion: DDIM steps; vqgan: decoding iterations; default: the "
+                             "family's)")
 
 
 def _eval_sets(args, splits):
@@ -158,7 +163,7 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--noise", default=defaults.noise, choices=NOISE_KINDS)
     parser.add_argument("--mask", default=None,
                         help="mask during unlearning (default: the family's training mask, e.g. random:0.75 for "
-                             "mae, hybrid for diffusion)")
+                             "mae, hybrid for diffusion, mage for vqgan)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -292,7 +297,7 @@ def _run_train(args) -> None:
                          channels=args.channels, exclude_classes=args.exclude_classes, model=args.model_config,
                          mask=args.mask, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed,
-                         save_dtype=args.save_dtype)
+                         save_dtype=args.save_dtype, tokenizer=args.tokenizer, tokenizer_steps=args.tokenizer_steps)
     record = train(config, args.out, cpu=args.cpu)
     print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
           f"final loss {record['final_loss']:.4f}; saved to {args.out}")

@@ -1,4 +1,4 @@
-"""`i2i-unlearn demo`: a bundled model (MAE or diffusion) forgets two Fashion-MNIST classes,
+"""`i2i-unlearn demo`: a bundled model (MAE, diffusion or VQ-GAN) forgets two Fashion-MNIST classes,
 evaluated before and after.
 
 It also evaluates the bundled model retrained without those classes (the gold standard) when the

@@ -34,6 +34,8 @@ class TrainConfig:
     warmup_steps: int = 100
     seed: int = 0
     save_dtype: str = "float32"
+    tokenizer: str | None = None  # vqgan: a trained tokenizer to reuse (else one is trained first)
+    tokenizer_steps: int = 2500  # vqgan: steps of tokenizer training when none is given
 
     def check(self) -> None:
         """Refuse settings that cannot train a model, before anything is read or written."""
@@ -48,6 +50,10 @@ class TrainConfig:
             raise UserError("--warmup-steps must not be negative")
         check_number("lr", self.lr, 0, inclusive=False)
         check_number("weight-decay", self.weight_decay, 0)
+        if self.family != "vqgan" and self.tokenizer is not None:
+            raise UserError(f"--tokenizer is for the vqgan family; the {self.family} family has no tokenizer")
+        if self.tokenizer_steps < 1:
+            raise UserError(f"--tokenizer-steps must be at least 1, not {self.tokenizer_steps}")
 
 
 class TaskObjective(nn.Module):
@@ -72,9 +78,13 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
     if not rows:
         raise UserError("no training images left after --exclude-classes; exclude fewer classes")
     torch.manual_seed(config.seed)
-    model = create_model(config.family, image_size=config.image_size, channels=config.channels, **config.model)
+    settings = {**config.model, **({"tokenizer": config.tokenizer} if config.tokenizer else {})}
+    model = create_model(config.family, image_size=config.image_size, channels=config.channels, **settings)
     folder = check_out_dir(out)  # created once there is a model to save
     record = RunRecord("train", {**asdict(config), "mask": config.mask or model.default_mask})
+    extra = {}
+    if config.family == "vqgan" and not config.tokenizer:
+        extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config)
     accelerator = engine.make_accelerator(cpu)
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                                warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
@@ -94,7 +104,19 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
         parameters={"total": sum(p.numel() for p in model.parameters()),
                     "encoder": sum(p.numel() for p in model.encoder.parameters())},
         final_loss=history[-1]["loss"] if history else None, processes=accelerator.num_processes,
-        history=history)
+        history=history, **extra)
     if accelerator.is_main_process:
         record.write(folder / "train_record.json")
     return payload
+
+
+def _train_tokenizer(model, images, config: TrainConfig) -> dict:
+    """Train the VQ-GAN family's tokenizer (its own loop) on the training images, in place;
+    returns its history and its quality on (at most 2,000) test images."""
+    from .tokenizer import TokenizerConfig, tokenizer_quality, train_tokenizer
+
+    settings = TokenizerConfig(steps=config.tokenizer_steps)
+    history = train_tokenizer(model.tokenizer, images, settings, seed=config.seed)
+    test = load_dataset(config.dataset, "test", config.image_size, config.channels)
+    sample = torch.stack([test[i][0] for i in range(min(len(test), 2000))])
+    return {"settings": asdict(settings), "history": history, "test": tokenizer_quality(model.tokenizer, sample)}

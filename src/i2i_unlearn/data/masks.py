@@ -9,6 +9,8 @@ A mask is named by a short spec:
 - ``box[:max_side]``: one random rectangle per image, sides between a quarter of the image
   and `max_side` of it;
 - ``strokes[:width]``: free-form brush strokes, `width` a fraction of the side;
+- ``mage``: random cells at a rate drawn once per batch from a normal distribution truncated
+  to [0.5, 1] (mean 0.55, sd 0.25), as MAGE trains its token transformer;
 - ``hybrid``: per image a box (40%), brush strokes (40%) or a random border to outpaint (20%);
   Palette trains on boxes and strokes, the border adds outpainting.
 
@@ -25,8 +27,9 @@ import torch
 
 from ..errors import UserError
 
-DEFAULTS = {"center": 0.5, "outpaint": 0.5, "random": 0.75, "box": 0.6, "strokes": 0.12, "hybrid": None}
-USAGE = "center[:side], outpaint[:keep], random[:ratio], box[:max_side], strokes[:width] or hybrid"
+DEFAULTS = {"center": 0.5, "outpaint": 0.5, "random": 0.75, "box": 0.6, "strokes": 0.12, "hybrid": None,
+            "mage": None}
+USAGE = "center[:side], outpaint[:keep], random[:ratio], box[:max_side], strokes[:width], hybrid or mage"
 
 
 def parse_task(spec: str) -> tuple[str, float | None]:
@@ -100,6 +103,15 @@ def _border(size: int, cell: int, generator) -> torch.Tensor:
     return cells.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
 
 
+def mage_rate(generator: torch.Generator | None, mean: float = 0.55, std: float = 0.25,
+              low: float = 0.5, high: float = 1.0) -> float:
+    """One draw of MAGE's masking rate: the normal CDF inverted on [low, high]."""
+    a, b = (torch.tensor((bound - mean) / std, dtype=torch.float64) for bound in (low, high))
+    lower, upper = torch.special.ndtr(a), torch.special.ndtr(b)
+    quantile = lower + torch.rand((), generator=generator, dtype=torch.float64) * (upper - lower)
+    return float(mean + std * torch.special.ndtri(quantile))
+
+
 def make_mask(spec: str, batch: int, size: int, cell: int = 1,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Hole masks of shape (batch, 1, size, size) for the mask `spec`, drawn on `cell`-pixel cells.
@@ -116,10 +128,11 @@ def make_mask(spec: str, batch: int, size: int, cell: int = 1,
         square = _centre_square(size, side)
         hole = square if kind == "center" else ~square
         return hole.expand(batch, 1, size, size).clone()
-    if kind == "random":
+    if kind in ("random", "mage"):
         grid = size // cell
         count = grid * grid
-        masked = max(1, min(count - 1, round(count * ratio)))
+        rate = mage_rate(generator) if kind == "mage" else ratio
+        masked = max(1, min(count - 1, round(count * rate)))
         scores = torch.rand(batch, count, generator=generator)
         patches = torch.zeros(batch, count, dtype=torch.bool)
         patches.scatter_(1, scores.argsort(dim=1)[:, :masked], True)

@@ -13,13 +13,14 @@ from ..errors import UserError
 from .base import NOISE_KINDS, Draw, I2IModel, noise_like
 from .diffusion import DiffusionModel
 from .mae import MAEModel
+from .vqgan import VQGANModel
 
-FAMILIES: dict[str, type[I2IModel]] = {"mae": MAEModel, "diffusion": DiffusionModel}
+FAMILIES: dict[str, type[I2IModel]] = {"mae": MAEModel, "diffusion": DiffusionModel, "vqgan": VQGANModel}
 # How a folder written by a library says what it is: transformers' model_type, diffusers' _class_name.
 MODEL_TYPES = {"vit_mae": "mae"}
 CLASS_NAMES = {"UNet2DModel": "diffusion"}
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_BUNDLED = {"mae": "mae-fashion-mnist", "diffusion": "diffusion-fashion-mnist"}
+DEFAULT_BUNDLED = {"mae": "mae-fashion-mnist", "diffusion": "diffusion-fashion-mnist", "vqgan": "vqgan-fashion-mnist"}
 
 
 def bundled_names() -> list[str]:
@@ -68,7 +69,8 @@ def family_of(folder: Path) -> str:
         raise UserError(f"{config_file} is not a model config; the checkpoint is corrupt, restore it")
     claims = {name for name in (config.get("i2i_family"), MODEL_TYPES.get(config.get("model_type")),
                                 CLASS_NAMES.get(config.get("_class_name"))) if name}
-    weights = {"model.safetensors": "mae", "diffusion_pytorch_model.safetensors": "diffusion"}
+    weights = {"model.safetensors": "mae", "diffusion_pytorch_model.safetensors": "diffusion",
+               "transformer.safetensors": "vqgan"}
     claims_by_weights = {family for file, family in weights.items() if (folder / file).is_file()}
     if len(claims) > 1 or len(claims_by_weights) > 1 or (claims and claims_by_weights - claims):
         found = ", ".join(sorted(claims | claims_by_weights))
@@ -91,5 +93,5 @@ def load_model(path: str | Path) -> I2IModel:
     return FAMILIES[family_of(folder)].from_pretrained(folder)
 
 
-__all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "FAMILIES", "create_model",
+__all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "VQGANModel", "FAMILIES", "create_model",
            "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]

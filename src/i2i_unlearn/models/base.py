@@ -60,6 +60,32 @@ def noise_like(images: torch.Tensor, kind: str = "normal", generator: torch.Gene
     raise UserError(f"unknown noise {kind!r}; choose from: {', '.join(NOISE_KINDS)}")
 
 
+def load_checked(weights: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Read a safetensors file whose tensors must match `expected` (a state dict) by name and shape
+    and be finite; any mismatch is one line that names the first offending tensor."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(weights)
+    except Exception:  # safetensors raises several types for a damaged file
+        raise UserError(f"{weights} is not a readable safetensors file; the checkpoint is corrupt, "
+                        "restore it") from None
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        name = (missing or unexpected)[0]
+        raise UserError(f"{weights} does not match its config.json: {len(missing)} tensor(s) missing, "
+                        f"{len(unexpected)} unexpected (first: {name}); restore the checkpoint")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise UserError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, the config says "
+                            f"{tuple(expected[name].shape)}; restore the checkpoint")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise UserError(f"{weights}: tensor {name} holds NaN or infinite values; the checkpoint is "
+                            "broken, restore it")
+    return {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
+
+
 class I2IModel(nn.Module, abc.ABC):
     """An image-to-image model split into a trainable encoder and a frozen rest.
 
@@ -71,6 +97,8 @@ class I2IModel(nn.Module, abc.ABC):
     default_mask: str = "random:0.75"
     #: what a completion's `steps` means for this family (None: one forward pass, no steps)
     sampler_steps: str | None = None
+    #: whether gradients reach the input pixels (not through a quantizing tokenizer)
+    pixel_gradients: bool = True
 
     # -- what the family is made of -------------------------------------------------------------
     @property
@@ -119,7 +147,10 @@ class I2IModel(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def embed(self, images: torch.Tensor, draw: Draw, encoder: nn.Module | None = None) -> list[torch.Tensor]:
-        """The encoder's embedding of `images` under `draw`; `encoder` swaps in another copy (the teacher)."""
+        """The encoder's embedding of `images` under `draw`; `encoder` swaps in another copy (the teacher).
+
+        Each tensor has its rows first: per image (a feature map), or per position the encoder
+        saw (the kept tokens of every image)."""
 
     def embed_noise(self, images: torch.Tensor, draw: Draw, noise: str = "normal",
                     encoder: nn.Module | None = None) -> list[torch.Tensor]:

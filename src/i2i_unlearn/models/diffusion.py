@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UserError
-from .base import Draw, I2IModel
+from .base import Draw, I2IModel, load_checked
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
@@ -134,25 +134,7 @@ class DiffusionModel(I2IModel):
             raise UserError(f"cannot build the UNet of {folder}/config.json ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); restore the checkpoint") from None
         model = cls(unet, schedule, source=str(folder))
-        try:
-            state = load_file(weights)
-        except Exception:
-            raise UserError(f"{weights} is not a readable safetensors file; the checkpoint is corrupt, "
-                            "restore it") from None
-        expected = unet.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            name = (missing or unexpected)[0]
-            raise UserError(f"{weights} does not match its config.json: {len(missing)} tensor(s) missing, "
-                            f"{len(unexpected)} unexpected (first: {name}); restore the checkpoint")
-        for name, tensor in state.items():
-            if tensor.shape != expected[name].shape:
-                raise UserError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, the config says "
-                                f"{tuple(expected[name].shape)}; restore the checkpoint")
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise UserError(f"{weights}: tensor {name} holds NaN or infinite values; the checkpoint is "
-                                "broken, restore it")
+        state = load_checked(weights, unet.state_dict())
         unet.load_state_dict({name: tensor.float() for name, tensor in state.items()})
         return model
 
