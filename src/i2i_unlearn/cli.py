@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="run folders as one self-contained HTML page")
     report.add_argument("run_dirs", nargs="+", help="folders written by demo, evaluate, compare or sweep")
     report.add_argument("--out", default=None, help="new HTML file (default: <first run dir>/report.html)")
+
+    verify = commands.add_parser("verify", help="check a deletion certificate against the files on disk")
+    verify.add_argument("certificate", help="an unlearned checkpoint folder or its certificate.json")
+    verify.add_argument("--no-data", action="store_true", help="skip re-hashing the forget and retain data")
+    verify.add_argument("--evaluate", action="store_true", help="also recompute the recorded metrics")
     return parser
 
 
@@ -322,7 +327,25 @@ def _run_train_classifier(args) -> None:
           f"{record['test_images']} images; saved to {args.out}")
 
 
-COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
+def _run_verify(args) -> None:
+    from .audit import reevaluate, verify
+
+    problems = verify(args.certificate, check_data=not args.no_data)
+    if args.evaluate:
+        problems += reevaluate(args.certificate)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    if problems:
+        raise VerificationFailed(f"{len(problems)} mismatch(es) between {args.certificate} and the files on disk")
+    checked = "checkpoints" + ("" if args.no_data else ", data") + (", metrics" if args.evaluate else "")
+    print(f"verified {args.certificate}: {checked} match the certificate")
+
+
+class VerificationFailed(Exception):
+    """A certificate that does not match the files: exit status 1 (not a usage error)."""
+
+
+COMMANDS = {"verify": _run_verify, "train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
             "unlearn": _run_unlearn, "evaluate": _run_evaluate,
             "compare": _run_compare, "sweep": _run_sweep, "report": _run_report}
 
@@ -337,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"i2i-unlearn: error: {exc}", file=sys.stderr)
         return 2
+    except VerificationFailed as exc:
+        print(f"i2i-unlearn: verification failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("i2i-unlearn: interrupted", file=sys.stderr)
         return 130

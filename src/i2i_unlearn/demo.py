@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .audit import add_metrics
 from .data import make_splits
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
@@ -100,6 +101,9 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
                "data": splits.info, "unlearn_config": record["config"], "versions": versions(),
                "finished": now(), "checkpoint": str(folder / "model")}
     write_json(folder / "metrics.json", metrics)
+    add_metrics(folder / "model", {"before": before, "after": after},
+                {**evaluator.describe(), "features": features, "classifier": classifier,
+                 "eval_per_class": eval_per_class})
     columns_shown = 8
     sections = [(name, completion_rows(before_samples[name]["truth"][:columns_shown],
                                        before_samples[name]["hole"][:columns_shown],

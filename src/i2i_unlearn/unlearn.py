@@ -11,7 +11,8 @@ from . import engine
 from .data import Splits, parse_task
 from .errors import UserError, check_number
 from .methods import create_method
-from .models import I2IModel
+from .audit import write_certificate
+from .models import I2IModel, checkpoint_folder
 from .records import RunRecord, check_out_dir, prepare_out_dir
 
 
@@ -60,8 +61,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     """Make `model` forget `splits.forget` while keeping `splits.retain`; returns (model, record).
 
     The model is changed in place. With `out`, the result is saved there (a new folder:
-    config.json + model.safetensors + unlearn_record.json); the source checkpoint is never
-    written to.
+    the checkpoint, unlearn_record.json and certificate.json, the audit record of the deletion);
+    the source checkpoint is never written to.
     """
     config.check()
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
@@ -87,4 +88,5 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         prepare_out_dir(folder)
         model.save_pretrained(folder)
         record.write(folder / "unlearn_record.json")
+        write_certificate(folder, payload, splits, checkpoint_folder(source).resolve() if source else None)
     return model, payload
