@@ -30,6 +30,14 @@ def test_bad_requests(tiny_checkpoint, tmp_path, capsys, extra, message):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_one_folder_spelt_two_ways_is_one_set(tiny_checkpoint, image_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(image_folder.parent)
+    code = _unlearn(tiny_checkpoint, tmp_path / "out", "--dataset", f"imagefolder:./{image_folder.name}",
+                    "--forget-classes", "Trouser", "--retain-source", f"imagefolder:{image_folder}/../{image_folder.name}")
+    assert code == 2 and "overlap" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_forget_set(tiny_checkpoint, tmp_path, capsys):
     empty = tmp_path / "forget.txt"
     empty.write_text("")
@@ -124,3 +132,20 @@ def test_train_refuses_nonsense_numbers_before_anything_is_written(tmp_path, cap
     assert main(["train", "--out", str(tmp_path / "m"), flag, value]) == 2
     assert flag in _error_line(capsys)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_run_racing_for_one_out_folder_never_overwrites_it(tmp_path):
+    from i2i_unlearn import UserError
+    from i2i_unlearn.records import atomic_out_dir
+
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="filled by another run"):
+        with atomic_out_dir(out) as temporary:
+            (temporary / "model.safetensors").write_bytes(b"ours")
+            out.mkdir()
+            (out / "theirs.json").write_text("{}")  # the other run finished first
+    assert [p.name for p in out.iterdir()] == ["theirs.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+    with atomic_out_dir(tmp_path / "new") as temporary:
+        (temporary / "a").write_text("x")
+    assert (tmp_path / "new" / "a").read_text() == "x"

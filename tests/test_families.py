@@ -198,6 +198,18 @@ def test_encoder_only_unlearning_leaves_the_decoder_bit_identical(family_model, 
     assert record["config"]["family"] == model.family
 
 
+def test_one_seed_gives_bit_identical_checkpoints(family_model, tmp_path):
+    import copy
+
+    config = UnlearnConfig(steps=4, batch_size=4, lr=1e-3, warmup_steps=1, seed=5)
+    for run in ("a", "b"):
+        unlearn(copy.deepcopy(family_model), _synthetic_splits(), config, out=tmp_path / run)
+    weights = sorted(path.relative_to(tmp_path / "a") for path in (tmp_path / "a").rglob("*.safetensors"))
+    assert weights
+    for name in weights:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
 def test_membership_scores_are_deterministic_for_a_seed(family_model):
     images, hole = _images(4), make_mask("center", 4, 16, family_model.mask_cell)
     first = family_model.membership_scores(images, hole, torch.Generator().manual_seed(0), steps=2)

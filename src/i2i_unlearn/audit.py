@@ -50,11 +50,18 @@ def checkpoint_digest(folder: str | Path) -> dict:
     return {"sha256": combined, "files": hashes}
 
 
-def image_digests(subset: Subset) -> list[dict]:
-    """Each image of `subset`: its id and the SHA-256 of its file (folders) or stored pixels."""
-    dataset = subset.dataset
+def _parts(images) -> tuple:
+    """(dataset, indices) of a Subset, or of a whole dataset."""
+    if isinstance(images, Subset):
+        return images.dataset, list(images.indices)
+    return images, list(range(len(images)))
+
+
+def image_digests(images) -> list[dict]:
+    """Each image (a Subset or a dataset): its id and the SHA-256 of its file (folders) or stored pixels."""
+    dataset, indices = _parts(images)
     entries = []
-    for index in subset.indices:
+    for index in indices:
         if getattr(dataset, "_paths", None) is not None:
             digest = sha256_file(dataset._paths[index])
         elif getattr(dataset, "_cache", None) is not None:
@@ -85,10 +92,10 @@ def describe_data(splits) -> dict:
     """The forget set image by image, and the retain set by count and hash."""
     forget = image_digests(splits.forget)
     retain = image_digests(splits.retain)
-    labels = splits.forget.dataset.labels
-    names = splits.forget.dataset.class_names
+    dataset, indices = _parts(splits.forget)
+    labels, names = getattr(dataset, "labels", None), getattr(dataset, "class_names", None)
     counts: dict[str, int] = {}
-    for index in splits.forget.indices:
+    for index in indices if labels is not None and names is not None else []:
         counts[names[labels[index]]] = counts.get(names[labels[index]], 0) + 1
     request = {key: splits.info.get(key) for key in ("dataset", "image_size", "channels", "forget_classes",
                                                       "forget_list", "retain_classes", "retain_source", "retain_limit")}

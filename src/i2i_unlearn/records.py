@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
+import tempfile
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,7 +54,36 @@ def now() -> str:
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    """Write JSON atomically: a temporary file beside `path`, then a rename (never half a file)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(temporary, path)
+
+
+@contextmanager
+def atomic_out_dir(out: str | Path):
+    """Yield a temporary folder beside `out`; on success it becomes `out` in one rename.
+
+    A crash leaves no half-written `out`; if another run created `out` with files meanwhile,
+    the rename fails and nothing of theirs is touched.
+    """
+    folder = check_out_dir(out)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as exc:
+        raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
+    try:
+        yield temporary
+        try:
+            os.rename(temporary, folder)  # replaces an empty folder; refuses one with files
+        except OSError:
+            raise UserError(f"{folder} was filled by another run meanwhile; nothing was overwritten, pass a new "
+                            "--out folder") from None
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 class RunRecord:

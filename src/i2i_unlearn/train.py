@@ -13,7 +13,7 @@ from . import engine
 from .data import load_dataset, parse_task
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
-from .records import RunRecord, check_out_dir, prepare_out_dir
+from .records import RunRecord, atomic_out_dir, check_out_dir
 
 
 @dataclass
@@ -95,8 +95,6 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         model.check_finite()
-        prepare_out_dir(folder)
-        model.save_pretrained(folder, dtype=getattr(torch, config.save_dtype))
     payload = record.finish(
         data={"dataset": config.dataset, "images": len(rows), "classes": [c for i, c in enumerate(data.class_names)
                                                                          if i not in excluded],
@@ -106,7 +104,9 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
         final_loss=history[-1]["loss"] if history else None, processes=accelerator.num_processes,
         history=history, **extra)
     if accelerator.is_main_process:
-        record.write(folder / "train_record.json")
+        with atomic_out_dir(folder) as temporary:
+            model.save_pretrained(temporary, dtype=getattr(torch, config.save_dtype))
+            record.write(temporary / "train_record.json")
     return payload
 
 

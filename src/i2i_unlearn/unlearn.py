@@ -13,7 +13,7 @@ from .errors import UserError, check_number
 from .methods import create_method
 from .audit import write_certificate
 from .models import I2IModel, checkpoint_folder
-from .records import RunRecord, check_out_dir, prepare_out_dir
+from .records import RunRecord, atomic_out_dir, check_out_dir
 
 
 @dataclass
@@ -85,8 +85,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                             processes=accelerator.num_processes, history=history)
     if folder is not None and accelerator.is_main_process:
         model.check_finite()
-        prepare_out_dir(folder)
-        model.save_pretrained(folder)
-        record.write(folder / "unlearn_record.json")
-        write_certificate(folder, payload, splits, checkpoint_folder(source).resolve() if source else None)
+        original = checkpoint_folder(source).resolve() if source else None
+        with atomic_out_dir(folder) as temporary:
+            model.save_pretrained(temporary)
+            record.write(temporary / "unlearn_record.json")
+            write_certificate(temporary, payload, splits, original)
     return model, payload

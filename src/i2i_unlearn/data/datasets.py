@@ -126,14 +126,14 @@ class ImageDataset(Dataset):
         return image, self.labels[index]
 
     def verify(self, indices=None) -> None:
-        """Check that image files open and look intact before a long run starts (fast: no full decode)."""
+        """Decode every image file once before a long run starts, so that a broken one fails now."""
         if self._paths is None:
             return
         for index in range(len(self)) if indices is None else indices:
             path = self._paths[index]
             try:
                 with Image.open(path) as raw:
-                    raw.verify()
+                    raw.load()
             except Exception as exc:  # Pillow raises many types for a broken file
                 raise UserError(f"cannot decode image {path}: {exc}; remove or replace the file") from None
 

@@ -112,11 +112,14 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
     forget_set = set(forget_idx)
     if retain_source:
         proxy = load_dataset(retain_source, "train", image_size, channels)
-        if proxy.name == train.name:
-            clash = [i for i in range(len(proxy)) if i in forget_set]
-            if clash:
-                raise UserError(f"forget and retain overlap: the proxy retain source {retain_source} holds "
-                                f"{len(clash)} forget images; use another dataset or --retain-classes")
+        if train._paths is not None and proxy._paths is not None:  # the same files, however the specs spell them
+            forget_files = {train._paths[i].resolve() for i in forget_set}
+            clash = [p for p in proxy._paths if p.resolve() in forget_files]
+        else:
+            clash = [i for i in range(len(proxy)) if i in forget_set] if proxy.name == train.name else []
+        if clash:
+            raise UserError(f"forget and retain overlap: the proxy retain source {retain_source} holds "
+                            f"{len(clash)} forget images; use another dataset or --retain-classes")
         retain = Subset(proxy, list(range(len(proxy))))
     else:
         keep = torch.isin(labels, torch.tensor(retain_labels))
