@@ -46,6 +46,13 @@ def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys):
     for name in ("samples.png", "tsne.png", "report.html"):
         assert (out / name).stat().st_size > 1000
     assert "membership inference AUC" in capsys.readouterr().out
+    # the deletion is certified, with its metrics, shown in the report, and recomputable by verify
+    certificate = json.loads((out / "model" / "certificate.json").read_text())
+    assert certificate["metrics"]["after"] == metrics["after"]
+    assert certificate["data"]["forget"]["classes"] == {"Trouser": 6000, "Bag": 6000}
+    assert "deletion certificate" in (out / "report.html").read_text()
+    assert main(["verify", str(out / "model"), "--evaluate"]) == 0
+    assert "checkpoints, data, metrics match" in capsys.readouterr().out
 
 
 def test_unlearning_runs_as_two_processes(tiny_checkpoint, tmp_path):

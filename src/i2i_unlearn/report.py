@@ -258,11 +258,37 @@ def _images(folder: Path) -> str:
     return "\n".join(figures)
 
 
+def _certificate(folder: Path) -> str:
+    """The deletion certificate of the run's unlearned model, when there is one (demo: model/)."""
+    path = next((p for p in (folder / "certificate.json", folder / "model" / "certificate.json") if p.is_file()), None)
+    if path is None:
+        return ""
+    try:
+        certificate = _dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f'<p class="muted">{escape(str(path))}: not readable, left out</p>'
+    data = _dict(certificate.get("data"))
+    forget, retain = _dict(data.get("forget")), _dict(data.get("retain"))
+    classes = ", ".join(f"{name} ({count})" for name, count in _dict(forget.get("classes")).items()) or "–"
+    original = _dict(certificate.get("original_checkpoint"))
+    rows = [["method, seed", f"{escape(str(certificate.get('method')))}, {escape(str(certificate.get('seed')))}"],
+            ["forget images", f"{fmt(forget.get('count'))}: {escape(classes)}"],
+            ["forget set SHA-256", escape(str(forget.get("sha256")))],
+            ["retain images, SHA-256", f"{fmt(retain.get('count'))}, {escape(str(retain.get('sha256')))}"],
+            ["original checkpoint", f"{escape(str(original.get('path')))}<br>{escape(str(original.get('sha256')))}"],
+            ["unlearned checkpoint SHA-256", escape(str(_dict(certificate.get("unlearned_checkpoint")).get("sha256")))],
+            ["earlier deletion (certificate SHA-256)", escape(str(certificate.get("parent_certificate") or "none"))],
+            ["started, finished", f"{escape(str(certificate.get('started')))}, "
+                                  f"{escape(str(certificate.get('finished')))}"]]
+    return (f"<h3>deletion certificate</h3><p class=\"muted\">{escape(str(path))}; check it with "
+            f"<code>i2i-unlearn verify {escape(str(path.parent))}</code></p>" + _table(["", ""], rows))
+
+
 def _section(index: int, folder: Path, kind: str, name: str, record: dict) -> str:
     title = escape(folder.resolve().name or str(folder))
     return (f'<section id="run-{index}">\n<h2>{title} <span class="kind">{escape(kind)}</span></h2>\n'
             f'<p class="muted">{escape(str(folder))}/{escape(name)}</p>\n{_facts(record)}\n'
-            f"{RENDERERS[kind](record)}\n{_images(folder)}\n</section>\n")
+            f"{RENDERERS[kind](record)}\n{_certificate(folder)}\n{_images(folder)}\n</section>\n")
 
 
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:

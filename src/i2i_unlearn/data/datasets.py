@@ -44,7 +44,12 @@ def fit_image(image: Image.Image, size: int, channels: int) -> torch.Tensor:
     Fashion-MNIST's 28x28 sits unchanged inside 32x32); any other image is resized so its
     longer side is `size`, keeping the aspect ratio, then padded with black.
     """
-    if image.mode in ("RGBA", "LA", "P"):
+    if image.mode.startswith("I") or image.mode == "F":  # 16- or 32-bit grey: scale, do not clip, to 8 bits
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257.0
+        image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)

@@ -38,11 +38,18 @@ def read_forget_list(path: str | Path, dataset: ImageDataset) -> list[int]:
     if dataset._paths is not None:
         by_id.update({str(p.resolve()): i for i, p in enumerate(dataset._paths)})
     indices = []
-    for number, line in enumerate(file.read_text().splitlines(), 1):
+    try:
+        lines = file.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"forget list {path} is not a text file; write one image path or id per line") from None
+    for number, line in enumerate(lines, 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        key = entry if entry in by_id else str(Path(entry).resolve())
+        try:
+            key = entry if entry in by_id else str(Path(entry).resolve())
+        except (ValueError, OSError):  # e.g. a NUL byte: no file can have that name
+            key = None
         if key not in by_id:
             raise UserError(f"{path}:{number}: {entry!r} is not a training image of {dataset.name}; "
                             f"use ids like {dataset.ids[0]!r} or paths inside the dataset")
