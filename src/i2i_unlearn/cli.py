@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+    _add_resume_flags(train)
 
     classifier = commands.add_parser("train-classifier",
                                      help="train the small classifier used for features and forget-class accuracy")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn.add_argument("--model", required=True, help=MODEL_HELP)
     unlearn.add_argument("--out", required=True, help="new folder for the unlearned checkpoint")
     _add_data_flags(unlearn)
+    _add_resume_flags(unlearn)
     _add_unlearn_flags(unlearn)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
@@ -135,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--no-data", action="store_true", help="skip re-hashing the forget and retain data")
     verify.add_argument("--evaluate", action="store_true", help="also recompute the recorded metrics")
     return parser
+
+
+def _add_resume_flags(parser):
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from OUT.partial/ (same flags as that run)")
+    parser.add_argument("--state-every", type=int, default=100,
+                        help="save a resumable state every N steps (default 100; Ctrl-C also saves one)")
 
 
 def _add_eval_flags(parser):
@@ -217,7 +226,10 @@ def _run_unlearn(args) -> None:
     config.check()
     model = load_model(args.model)
     splits = _splits(args, model)
-    _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model))
+    if args.state_every < 1:
+        raise UserError(f"--state-every must be at least 1, not {args.state_every}")
+    _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model), resume=args.resume,
+                        state_every=args.state_every)
     if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
         print(f"unlearned in {record['seconds']:.0f} s on {record['processes']} process(es); saved to {args.out}")
 
@@ -303,7 +315,9 @@ def _run_train(args) -> None:
                          mask=args.mask, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed,
                          save_dtype=args.save_dtype, tokenizer=args.tokenizer, tokenizer_steps=args.tokenizer_steps)
-    record = train(config, args.out, cpu=args.cpu)
+    if args.state_every < 1:
+        raise UserError(f"--state-every must be at least 1, not {args.state_every}")
+    record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every)
     print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
           f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
@@ -352,6 +366,7 @@ COMMANDS = {"verify": _run_verify, "train": _run_train, "train-classifier": _run
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .engine import StopAndResume
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line
@@ -360,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"i2i-unlearn: error: {exc}", file=sys.stderr)
         return 2
+    except StopAndResume as exc:
+        print(f"i2i-unlearn: {exc}", file=sys.stderr)
+        return 130
     except VerificationFailed as exc:
         print(f"i2i-unlearn: verification failed: {exc}", file=sys.stderr)
         return 1

@@ -7,8 +7,13 @@ forward takes a batch and returns `(loss, logs)`.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -48,65 +53,151 @@ def make_accelerator(cpu: bool = False) -> Accelerator:
     return Accelerator(cpu=cpu)
 
 
+class EndlessSampler(torch.utils.data.Sampler):
+    """Dataset indices without end: a fresh permutation per pass, seeded by (seed, pass).
+
+    The stream is a pure function of the seed, so a resumed run starts it at `position` (the
+    number of indices already used) and draws exactly the batches an uninterrupted run would.
+    A set smaller than a batch simply repeats, every batch full.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.position = size, seed, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        position = self.position
+        while True:
+            epoch, offset = divmod(position, self.size)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+            for index in order[offset:].tolist():
+                position += 1
+                yield index
+
+
 def loader(dataset: Dataset, batch_size: int, seed: int, workers: int = 0) -> DataLoader:
-    """A shuffling loader that keeps every batch full (samples with replacement if the set is small)."""
-    generator = torch.Generator().manual_seed(seed)
-    if len(dataset) < batch_size:
-        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=batch_size,
-                                                 generator=generator)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                      num_workers=workers, drop_last=True)
+    """An endless shuffling loader of full batches (see `EndlessSampler`)."""
+    # Its own generator: creating the iterator must not draw from the global random state,
+    # which a resumed run restores.
+    return DataLoader(dataset, batch_size=batch_size, sampler=EndlessSampler(len(dataset), seed),
+                      num_workers=workers, drop_last=True, generator=torch.Generator().manual_seed(seed))
 
 
 def forever(data: DataLoader) -> Iterator:
-    """Cycle through a loader epoch after epoch."""
+    """Batches of a loader, epoch after epoch (an endless loader already is)."""
     while True:
         yield from data
 
 
+class StopAndResume(Exception):
+    """Ctrl-C arrived: the state after the last whole step is saved for `--resume`."""
+
+
 def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader],
         config: OptimConfig, seed: int, accelerator: Accelerator, description: str = "train",
-        log_every: int = 10) -> list[dict]:
+        log_every: int = 10, state: Path | None = None, state_every: int = 100, resume: bool = False,
+        identity: dict | None = None) -> list[dict]:
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
     as a dict (e.g. {"forget": ..., "retain": ...}): images only, or (images, labels) pairs
     when the objective has `uses_labels = True`.
+
+    With `state` (a file), the run saves what it needs to continue (weights, optimiser and
+    schedule, random state, position in the data, history) every `state_every` steps and when
+    Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file. A resumed
+    run ends with the same weights, bit for bit on a CPU, as one never interrupted. `identity`
+    (the run's settings) must match the saved one.
     """
     set_seed(seed)
     with_labels = getattr(objective, "uses_labels", False)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     names = list(loaders)
+    batch_sizes = [data.batch_size for data in loaders.values()]
+    samplers = [data.sampler for data in loaders.values()]
+    start, history, running = 0, [], {}
+    if resume:
+        saved = _load_state(state, identity)
+        accelerator.unwrap_model(objective).load_state_dict(saved["objective"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start, history, running = saved["step"], saved["history"], saved["running"]
+        for sampler, size in zip(samplers, batch_sizes):
+            if isinstance(sampler, EndlessSampler):
+                sampler.position = start * size * accelerator.num_processes
     prepared = accelerator.prepare(objective, optimizer, scheduler, *loaders.values())
     objective, optimizer, scheduler = prepared[:3]
     streams = {name: forever(data) for name, data in zip(names, prepared[3:])}
+    if resume:
+        torch.set_rng_state(saved["rng"])
     objective.train()
-    history: list[dict] = []
-    running: dict[str, float] = {}
-    bar = tqdm(range(config.steps), desc=description, disable=not accelerator.is_local_main_process,
-               dynamic_ncols=True, mininterval=1.0)
-    for step in bar:
-        batch = {name: next(stream) if with_labels else next(stream)[0] for name, stream in streams.items()}
-        loss, logs = objective(batch)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if config.grad_clip:
-            accelerator.clip_grad_norm_(parameters, config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        for key, value in {"loss": loss.detach(), **logs}.items():
-            running[key] = running.get(key, 0.0) + float(value)
-        if (step + 1) % log_every == 0 or step + 1 == config.steps:
-            if not math.isfinite(running["loss"]):
-                raise UserError(f"the loss became {running['loss']} by step {step + 1}; nothing was saved. Lower "
-                                "--lr (or --forget-alpha), keep --grad-clip on, and check the checkpoint's weights")
-            count = log_every if (step + 1) % log_every == 0 else (step + 1) % log_every
-            entry = {"step": step + 1, "lr": scheduler.get_last_lr()[0],
-                     **{k: round(v / count, 6) for k, v in running.items()}}
-            history.append(entry)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
-            running = {}
-    bar.close()
+    interrupted = []
+    previous_handler = None
+    if state is not None and threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    bar = tqdm(range(start, config.steps), desc=description, disable=not accelerator.is_local_main_process,
+               dynamic_ncols=True, mininterval=1.0, initial=start, total=config.steps)
+    try:
+        for step in bar:
+            batch = {name: next(stream) if with_labels else next(stream)[0] for name, stream in streams.items()}
+            loss, logs = objective(batch)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if config.grad_clip:
+                accelerator.clip_grad_norm_(parameters, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for key, value in {"loss": loss.detach(), **logs}.items():
+                running[key] = running.get(key, 0.0) + float(value)
+            if (step + 1) % log_every == 0 or step + 1 == config.steps:
+                if not math.isfinite(running["loss"]):
+                    raise UserError(f"the loss became {running['loss']} by step {step + 1}; nothing was saved. "
+                                    "Lower --lr (or --forget-alpha), keep --grad-clip on, and check the "
+                                    "checkpoint's weights")
+                count = log_every if (step + 1) % log_every == 0 else (step + 1) % log_every
+                entry = {"step": step + 1, "lr": scheduler.get_last_lr()[0],
+                         **{k: round(v / count, 6) for k, v in running.items()}}
+                history.append(entry)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
+                running = {}
+            done = step + 1
+            if state is not None and done < config.steps and (done % state_every == 0 or interrupted):
+                if accelerator.is_main_process:
+                    _save_state(state, identity, done, accelerator.unwrap_model(objective), optimizer, scheduler,
+                                history, running)
+                accelerator.wait_for_everyone()
+            if interrupted:
+                raise StopAndResume(f"interrupted after step {done} of {config.steps}; the state is saved in "
+                                    f"{state.parent}: run the same command with --resume to continue")
+    finally:
+        bar.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     return history
+
+
+def _save_state(path: Path, identity, step, objective, optimizer, scheduler, history, running) -> None:
+    """Write the resumable state atomically (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"identity": json.dumps(identity, sort_keys=True, default=str), "step": step,
+                "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "history": history, "running": running}, temporary)
+    os.replace(temporary, path)
+
+
+def _load_state(path: Path | None, identity) -> dict:
+    if path is None or not path.is_file():
+        raise UserError(f"nothing to resume: no saved state at {path}; run without --resume")
+    try:
+        saved = torch.load(path, weights_only=True)
+    except Exception:  # a damaged file: torch raises several types
+        raise UserError(f"the saved state {path} is damaged; delete {path.parent} and run without --resume") from None
+    if saved.get("identity") != json.dumps(identity, sort_keys=True, default=str):
+        raise UserError(f"the saved state in {path.parent} belongs to a run with other settings; give the same "
+                        f"flags as that run, or delete {path.parent} and start afresh")
+    return saved

@@ -61,6 +61,17 @@ def write_json(path: str | Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
+def partial_state(out: Path, resume: bool) -> Path:
+    """Where a run writing `out` keeps its resumable state (`OUT.partial/state.pt`), checked against `resume`."""
+    state = out.with_name(out.name + ".partial") / "state.pt"
+    if resume and not state.parent.is_dir():
+        raise UserError(f"nothing to resume: {state.parent} does not exist; run without --resume")
+    if not resume and state.parent.exists():
+        raise UserError(f"an interrupted run left {state.parent}; add --resume to continue it, or delete that "
+                        "folder to start afresh")
+    return state
+
+
 @contextmanager
 def atomic_out_dir(out: str | Path):
     """Yield a temporary folder beside `out`; on success it becomes `out` in one rename.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from . import engine
 from .data import load_dataset, parse_task
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
-from .records import RunRecord, atomic_out_dir, check_out_dir
+from .records import RunRecord, atomic_out_dir, check_out_dir, partial_state
 
 
 @dataclass
@@ -69,7 +71,8 @@ class TaskObjective(nn.Module):
         return self.model.task_loss(images, self.model.draw(images, self.mask)), {}
 
 
-def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
+def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool = False,
+          state_every: int = 100) -> dict:
     """Train a model as `config` says and save it to `out` (a new folder); returns the run record."""
     config.check()
     data = load_dataset(config.dataset, "train", config.image_size, config.channels)
@@ -81,17 +84,19 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
     settings = {**config.model, **({"tokenizer": config.tokenizer} if config.tokenizer else {})}
     model = create_model(config.family, image_size=config.image_size, channels=config.channels, **settings)
     folder = check_out_dir(out)  # created once there is a model to save
+    state = partial_state(folder, resume)
     record = RunRecord("train", {**asdict(config), "mask": config.mask or model.default_mask})
     extra = {}
     if config.family == "vqgan" and not config.tokenizer:
-        extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config)
+        extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config, state.parent)
     accelerator = engine.make_accelerator(cpu)
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                                warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
     parameters = [p for p in model.parameters() if p.requires_grad]
     history = engine.run(TaskObjective(model, config.mask), parameters,
                          {"train": engine.loader(Subset(data, rows), config.batch_size, config.seed)},
-                         optim, config.seed, accelerator, description="train")
+                         optim, config.seed, accelerator, description="train", state=state,
+                         state_every=state_every, resume=resume and state.is_file(), identity=asdict(config))
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         model.check_finite()
@@ -107,16 +112,28 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False) -> dict:
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary, dtype=getattr(torch, config.save_dtype))
             record.write(temporary / "train_record.json")
+        shutil.rmtree(state.parent, ignore_errors=True)
     return payload
 
 
-def _train_tokenizer(model, images, config: TrainConfig) -> dict:
+def _train_tokenizer(model, images, config: TrainConfig, partial: Path) -> dict:
     """Train the VQ-GAN family's tokenizer (its own loop) on the training images, in place;
-    returns its history and its quality on (at most 2,000) test images."""
+    returns its history and its quality on (at most 2,000) test images. A finished tokenizer is
+    kept in `partial` until the run ends, so that a resumed run does not train it again."""
+    from safetensors.torch import load_file, save_file
+
     from .tokenizer import TokenizerConfig, tokenizer_quality, train_tokenizer
 
     settings = TokenizerConfig(steps=config.tokenizer_steps)
-    history = train_tokenizer(model.tokenizer, images, settings, seed=config.seed)
+    kept = partial / "tokenizer.safetensors"
+    if kept.is_file():
+        model.tokenizer.load_state_dict(load_file(kept))
+        history = json.loads((partial / "tokenizer_history.json").read_text())
+    else:
+        history = train_tokenizer(model.tokenizer, images, settings, seed=config.seed)
+        partial.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.tokenizer.state_dict().items()}, kept)
+        (partial / "tokenizer_history.json").write_text(json.dumps(history))
     test = load_dataset(config.dataset, "test", config.image_size, config.channels)
     sample = torch.stack([test[i][0] for i in range(min(len(test), 2000))])
     return {"settings": asdict(settings), "history": history, "test": tokenizer_quality(model.tokenizer, sample)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .errors import UserError, check_number
 from .methods import create_method
 from .audit import write_certificate
 from .models import I2IModel, checkpoint_folder
-from .records import RunRecord, atomic_out_dir, check_out_dir
+from .records import RunRecord, atomic_out_dir, check_out_dir, partial_state
 
 
 @dataclass
@@ -57,7 +58,8 @@ class UnlearnConfig:
 
 
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
-            cpu: bool = False, source: str | None = None) -> tuple[I2IModel, dict]:
+            cpu: bool = False, source: str | None = None, resume: bool = False,
+            state_every: int = 100) -> tuple[I2IModel, dict]:
     """Make `model` forget `splits.forget` while keeping `splits.retain`; returns (model, record).
 
     The model is changed in place. With `out`, the result is saved there (a new folder:
@@ -66,6 +68,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     """
     config.check()
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
+    state = partial_state(folder, resume) if folder is not None else None
     record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.default_mask,
                                    "family": model.family, "source_checkpoint": source})
     torch.manual_seed(config.seed)
@@ -79,7 +82,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     loaders = {"forget": engine.loader(splits.forget, config.batch_size, config.seed),
                "retain": engine.loader(splits.retain, config.batch_size, config.seed + 1)}
     history = engine.run(method, parameters, loaders, optim, config.seed, accelerator,
-                         description=f"unlearn ({config.method})")
+                         description=f"unlearn ({config.method})", state=state, state_every=state_every,
+                         resume=resume and state is not None and state.is_file(),
+                         identity={"config": asdict(config), "source": source, "data": splits.info})
     model = accelerator.unwrap_model(method).model.eval()
     payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history)
@@ -90,4 +95,5 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
             model.save_pretrained(temporary)
             record.write(temporary / "unlearn_record.json")
             write_certificate(temporary, payload, splits, original)
+        shutil.rmtree(state.parent, ignore_errors=True)
     return model, payload
