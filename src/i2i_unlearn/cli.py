@@ -132,6 +132,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", help="folders written by demo, evaluate, compare or sweep")
     report.add_argument("--out", default=None, help="new HTML file (default: <first run dir>/report.html)")
 
+    probe = commands.add_parser("relearn-probe", help="is it really forgotten? fine-tune briefly on forget images "
+                                                      "and watch how fast the forget set comes back")
+    probe.add_argument("--model", required=True, help="the unlearned checkpoint (" + MODEL_HELP + ")")
+    probe.add_argument("--retrained", default=None, help="checkpoint retrained without the forget set (reference)")
+    probe.add_argument("--original", default=None, help="the checkpoint before unlearning (optional)")
+    probe.add_argument("--out", required=True, help="new folder for relearn.json")
+    _add_data_flags(probe)
+    probe.add_argument("--probe-images", type=int, default=16, help="forget training images to fine-tune on")
+    probe.add_argument("--steps", type=int, default=60)
+    probe.add_argument("--batch-size", type=int, default=16)
+    probe.add_argument("--lr", type=float, default=1e-4)
+    probe.add_argument("--eval-every", type=int, default=15)
+    probe.add_argument("--eval-images", type=int, default=100, help="forget test images measured at each point")
+    probe.add_argument("--sampling-steps", type=int, default=None,
+                       help="sampling steps of a completion (default: the family's)")
+    probe.add_argument("--seed", type=int, default=0)
+
     verify = commands.add_parser("verify", help="check a deletion certificate against the files on disk")
     verify.add_argument("certificate", help="an unlearned checkpoint folder or its certificate.json")
     verify.add_argument("--no-data", action="store_true", help="skip re-hashing the forget and retain data")
@@ -341,6 +358,29 @@ def _run_train_classifier(args) -> None:
           f"{record['test_images']} images; saved to {args.out}")
 
 
+def _run_relearn_probe(args) -> None:
+    from .models import load_model
+    from .relearn import ProbeConfig, relearn_probe
+
+    config = ProbeConfig(images=args.probe_images, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         eval_every=args.eval_every, eval_images=args.eval_images, seed=args.seed)
+    config.check()
+    models = {"unlearned": load_model(args.model)}
+    for name, path in (("original", args.original), ("retrained", args.retrained)):
+        if path:
+            models[name] = load_model(path)
+            if (models[name].family, models[name].image_size) != (models["unlearned"].family,
+                                                                 models["unlearned"].image_size):
+                raise UserError(f"--{name} {path} is a {models[name].family} model of size "
+                                f"{models[name].image_size}; the probe compares models of one family and size")
+    splits = _splits(args, models["unlearned"])
+    record = relearn_probe(models, splits, config, args.out, args.sampling_steps)
+    print(f"forget-test hole MSE before -> after {config.steps} fine-tuning steps on {config.images} forget images:")
+    for name, row in record["summary"].items():
+        print(f"  {name:<10} {row['before']:.4f} -> {row['after']:.4f} (recovered {row['recovered']:.1%})")
+    print(f"wrote {args.out}/relearn.json")
+
+
 def _run_verify(args) -> None:
     from .audit import reevaluate, verify
 
@@ -359,7 +399,7 @@ class VerificationFailed(Exception):
     """A certificate that does not match the files: exit status 1 (not a usage error)."""
 
 
-COMMANDS = {"verify": _run_verify, "train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
+COMMANDS = {"verify": _run_verify, "relearn-probe": _run_relearn_probe, "train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
             "unlearn": _run_unlearn, "evaluate": _run_evaluate,
             "compare": _run_compare, "sweep": _run_sweep, "report": _run_report}
 

@@ -98,7 +98,7 @@ class StopAndResume(Exception):
 def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader],
         config: OptimConfig, seed: int, accelerator: Accelerator, description: str = "train",
         log_every: int = 10, state: Path | None = None, state_every: int = 100, resume: bool = False,
-        identity: dict | None = None) -> list[dict]:
+        identity: dict | None = None, after_step=None) -> list[dict]:
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
@@ -109,7 +109,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     schedule, random state, position in the data, history) every `state_every` steps and when
     Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file. A resumed
     run ends with the same weights, bit for bit on a CPU, as one never interrupted. `identity`
-    (the run's settings) must match the saved one.
+    (the run's settings) must match the saved one. `after_step(step)` is called after each step
+    (e.g. to measure the model along the way).
     """
     set_seed(seed)
     with_labels = getattr(objective, "uses_labels", False)
@@ -164,6 +165,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
                 running = {}
             done = step + 1
+            if after_step is not None:
+                after_step(done)
             if state is not None and done < config.steps and (done % state_every == 0 or interrupted):
                 if accelerator.is_main_process:
                     _save_state(state, identity, done, accelerator.unwrap_model(objective), optimizer, scheduler,

@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UserError
 from .records import now
 
-RECORDS = ("compare.json", "sweep.json", "metrics.json")
+RECORDS = ("compare.json", "sweep.json", "relearn.json", "metrics.json")
 KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
 LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
           "kid_std": "KID std", "class_accuracy": "class accuracy"}
@@ -204,7 +204,22 @@ def _sweep(record: dict) -> str:
     return _wide_table("forget_alpha", {alpha: points[alpha] for alpha in sorted(points, key=order)})
 
 
-RENDERERS = {"demo": _demo, "evaluate": _evaluate, "compare": _compare, "sweep": _sweep}
+def _relearn(record: dict) -> str:
+    curves = {name: [point for point in curve if isinstance(point, dict)]
+              for name, curve in _dict(record.get("curves")).items() if isinstance(curve, list)}
+    steps = sorted({point.get("step") for curve in curves.values() for point in curve if _is_number(point.get("step"))})
+    rows = []
+    for name, curve in curves.items():
+        by_step = {point.get("step"): point.get("forget_hole_mse") for point in curve}
+        recovered = _dict(_dict(record.get("summary")).get(name)).get("recovered")
+        rows.append([escape(name)] + [fmt(by_step.get(step)) for step in steps] + [fmt(recovered)])
+    return ('<h3>relearning probe</h3><p class="muted">forget-test hole MSE while each model is fine-tuned on the '
+            "same few forget images; an unlearned model that recovers much faster than the retrained one still "
+            "holds what it forgot</p>"
+            + _table(["model", *[f"step {step}" for step in steps], "recovered"], rows))
+
+
+RENDERERS = {"relearn": _relearn, "demo": _demo, "evaluate": _evaluate, "compare": _compare, "sweep": _sweep}
 
 
 def load_run(folder: str | Path) -> tuple[str, str, dict]:
