@@ -149,3 +149,18 @@ def test_a_run_racing_for_one_out_folder_never_overwrites_it(tmp_path):
     with atomic_out_dir(tmp_path / "new") as temporary:
         (temporary / "a").write_text("x")
     assert (tmp_path / "new" / "a").read_text() == "x"
+
+
+def test_a_broken_test_image_stops_evaluate_before_its_folder_exists(tiny_checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (16, 16), 60 * i).save(tmp_path / "data" / split / name / f"{i}.png")
+    (tmp_path / "data" / "test" / "b" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    code = main(["evaluate", "--model", str(tiny_checkpoint), "--dataset", f"imagefolder:{tmp_path / 'data'}",
+                 "--forget-classes", "a", "--eval-per-class", "3", "--out", str(tmp_path / "out")])
+    assert code == 2 and "2.png" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()

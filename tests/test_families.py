@@ -235,3 +235,30 @@ def test_two_evaluations_of_one_model_give_identical_numbers(family_model):
     first, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
     again, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
     assert first == again
+
+
+@pytest.mark.parametrize("damage", ["nan", "partial"])
+def test_a_damaged_checkpoint_names_the_tensor_and_writes_nothing(family_checkpoint, tmp_path, capsys, damage):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from i2i_unlearn.cli import main
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(family_checkpoint, folder)
+    weights = max(folder.glob("*.safetensors"), key=lambda p: p.stat().st_size)
+    state = load_file(weights)
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[0]
+    if damage == "nan":
+        state[name] = torch.full_like(state[name], float("nan"))
+    else:
+        del state[name]
+    save_file(state, weights)
+    code = main(["unlearn", "--model", str(folder), "--forget-classes", "Bag", "--steps", "1", "--batch-size", "2",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    # the file's tensor name, or (a library that renames tensors on loading) the model's
+    assert name in err[0] if damage == "nan" else "1 tensor(s) missing" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -230,6 +230,10 @@ class Evaluator:
         if membership:
             self.members, self.non_members = membership_sets(splits, membership_per_class, seed)
         self.cache: dict = {}
+        # Decode every test image once now: a broken file fails before any output folder exists.
+        for images in [*sets.values(), *(s for s in (self.members, self.non_members) if s is not None)]:
+            if isinstance(images, Subset) and hasattr(images.dataset, "verify"):
+                images.dataset.verify(images.indices)
 
     def __call__(self, model: I2IModel, keep_outputs: bool = False) -> tuple[dict, dict, float | None]:
         """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""

@@ -60,6 +60,24 @@ def noise_like(images: torch.Tensor, kind: str = "normal", generator: torch.Gene
     raise UserError(f"unknown noise {kind!r}; choose from: {', '.join(NOISE_KINDS)}")
 
 
+def check_finite_file(weights: Path) -> None:
+    """Refuse a safetensors file holding a NaN or infinite value, naming the tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), "pt") as stored:
+            for name in stored.keys():
+                tensor = stored.get_tensor(name)
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                    raise UserError(f"{weights}: tensor {name} holds NaN or infinite values; the checkpoint is "
+                                    "broken, restore it")
+    except UserError:
+        raise
+    except Exception:  # safetensors raises several types for a damaged file
+        raise UserError(f"{weights} is not a readable safetensors file; the checkpoint is corrupt, restore it") \
+            from None
+
+
 def load_checked(weights: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Read a safetensors file whose tensors must match `expected` (a state dict) by name and shape
     and be finite; any mismatch is one line that names the first offending tensor."""

@@ -19,7 +19,7 @@ from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from ..errors import UserError
-from .base import Draw, I2IModel
+from .base import Draw, I2IModel, check_finite_file
 
 
 def _sincos_table(grid: int, dim: int) -> torch.Tensor:
@@ -83,12 +83,29 @@ class MAEModel(I2IModel):
     def from_pretrained(cls, folder: str | Path) -> "MAEModel":
         """Load a `save_pretrained` folder (ours or a public ViT-MAE checkpoint), in float32."""
         folder = Path(folder)
+        weights = folder / "model.safetensors"
+        if weights.is_file():  # finiteness first: NaN weights must never reach linear algebra
+            check_finite_file(weights)
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # our one-line errors replace the library's warnings
         try:
-            hf_model = ViTMAEForPreTraining.from_pretrained(str(folder), dtype=torch.float32)
+            hf_model, info = ViTMAEForPreTraining.from_pretrained(str(folder), dtype=torch.float32,
+                                                                  output_loading_info=True)
         except Exception as exc:  # transformers raises many types for a broken folder
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot load MAE checkpoint {folder}: {reason[:200]}; pass a folder written by "
                             "save_pretrained (config.json + model.safetensors)") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        missing, unexpected = sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", []))
+        mismatched = info.get("mismatched_keys") or []
+        if missing or unexpected or mismatched:
+            first = (missing or unexpected or [str(mismatched[0])])[0]
+            raise UserError(f"{folder} does not match its config.json: {len(missing)} tensor(s) missing, "
+                            f"{len(unexpected)} unexpected, {len(mismatched)} of another shape (first: {first}); "
+                            "restore the checkpoint")
         hf_model.float()
         mean = std = None
         processor = folder / "preprocessor_config.json"
