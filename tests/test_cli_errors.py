@@ -164,3 +164,15 @@ def test_a_broken_test_image_stops_evaluate_before_its_folder_exists(tiny_checkp
                  "--forget-classes", "a", "--eval-per-class", "3", "--out", str(tmp_path / "out")])
     assert code == 2 and "2.png" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_loss_that_becomes_nan_saves_no_model_only_a_record(tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    code = _unlearn(tiny_checkpoint, tmp_path / "out", "--forget-classes", "Bag", "--method", "max_loss",
+                    "--lr", "1e30", "--grad-clip", "0", "--steps", "30", "--state-every", "5")
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar: one line
+    assert code == 2 and last.startswith("i2i-unlearn: error: the loss became")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    failed = json.loads((tmp_path / "out.failed.json").read_text())
+    assert "loss became" in failed["error"] and failed["config"]["lr"] == 1e30

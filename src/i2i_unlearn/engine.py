@@ -91,6 +91,10 @@ def forever(data: DataLoader) -> Iterator:
         yield from data
 
 
+class NonFiniteLoss(UserError):
+    """The loss became NaN or infinite: the run stops and saves no model."""
+
+
 class StopAndResume(Exception):
     """Ctrl-C arrived: the state after the last whole step is saved for `--resume`."""
 
@@ -155,7 +159,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                 running[key] = running.get(key, 0.0) + float(value)
             if (step + 1) % log_every == 0 or step + 1 == config.steps:
                 if not math.isfinite(running["loss"]):
-                    raise UserError(f"the loss became {running['loss']} by step {step + 1}; nothing was saved. "
+                    raise NonFiniteLoss(f"the loss became {running['loss']} by step {step + 1}; no model was saved. "
                                     "Lower --lr (or --forget-alpha), keep --grad-clip on, and check the "
                                     "checkpoint's weights")
                 count = log_every if (step + 1) % log_every == 0 else (step + 1) % log_every

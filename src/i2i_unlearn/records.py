@@ -61,6 +61,15 @@ def write_json(path: str | Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
+def record_failure(out: Path, record: "RunRecord", error: Exception) -> Path:
+    """Write what happened in a run that saved nothing to `OUT.failed.json` (beside `out`)."""
+    path = out.with_name(out.name + ".failed.json")
+    record.finish(error=str(error))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record.write(path)
+    return path
+
+
 def partial_state(out: Path, resume: bool) -> Path:
     """Where a run writing `out` keeps its resumable state (`OUT.partial/state.pt`), checked against `resume`."""
     state = out.with_name(out.name + ".partial") / "state.pt"
