@@ -33,7 +33,8 @@ def test_bad_requests(tiny_checkpoint, tmp_path, capsys, extra, message):
 def test_one_folder_spelt_two_ways_is_one_set(tiny_checkpoint, image_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(image_folder.parent)
     code = _unlearn(tiny_checkpoint, tmp_path / "out", "--dataset", f"imagefolder:./{image_folder.name}",
-                    "--forget-classes", "Trouser", "--retain-source", f"imagefolder:{image_folder}/../{image_folder.name}")
+                    "--forget-classes", "Trouser",
+                    "--retain-source", f"imagefolder:{image_folder}/../{image_folder.name}")
     assert code == 2 and "overlap" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
 

@@ -196,7 +196,9 @@ def reevaluate(path: str | Path, tolerance: float = 1e-6) -> list[str]:
         for set_name, values in recorded.items():
             for metric, value in values.items():
                 again = measured.get(set_name, {}).get(metric)
-                if isinstance(value, (int, float)) and (again is None or abs(again - value) > tolerance * max(1.0, abs(value))):
+                if not isinstance(value, (int, float)):
+                    continue
+                if again is None or abs(again - value) > tolerance * max(1.0, abs(value)):
                     problems.append(f"metric {name}/{set_name}/{metric}: recorded {value}, recomputed {again}")
     return problems
 

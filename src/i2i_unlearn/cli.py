@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model-config", type=_model_settings, default={},
                        help='family settings as JSON, e.g. \'{"patch_size": 4, "depth": 6}\'')
     train.add_argument("--mask", default=None,
-                       help="training mask (default: the family's: random:0.75 for mae, hybrid for diffusion, mage for vqgan)")
+                       help="training mask (default: the family's: random:0.75 for mae, hybrid for diffusion, "
+                            "mage for vqgan)")
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -173,8 +174,8 @@ def _add_eval_flags(parser):
                         help="classifier folder judging class accuracy; 'auto' = bundled one for the dataset, "
                              "'none' = skip")
     parser.add_argument("--sampling-steps", type=int, default=None,
-                        help="sampling steps of a completion (diffusion: DDIM steps; vqgan: decoding iterations; default: the "
-                             "family's)")
+                        help="sampling steps of a completion (diffusion: DDIM steps; vqgan: decoding iterations; "
+                             "default: the family's)")
 
 
 def _eval_sets(args, splits):
@@ -399,9 +400,9 @@ class VerificationFailed(Exception):
     """A certificate that does not match the files: exit status 1 (not a usage error)."""
 
 
-COMMANDS = {"verify": _run_verify, "relearn-probe": _run_relearn_probe, "train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
-            "unlearn": _run_unlearn, "evaluate": _run_evaluate,
-            "compare": _run_compare, "sweep": _run_sweep, "report": _run_report}
+COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
+            "unlearn": _run_unlearn, "evaluate": _run_evaluate, "compare": _run_compare, "sweep": _run_sweep,
+            "report": _run_report, "relearn-probe": _run_relearn_probe, "verify": _run_verify}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,5 +93,5 @@ def load_model(path: str | Path) -> I2IModel:
     return FAMILIES[family_of(folder)].from_pretrained(folder)
 
 
-__all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "VQGANModel", "FAMILIES", "create_model",
-           "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]
+__all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "VQGANModel", "FAMILIES",
+           "create_model", "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]
