@@ -116,7 +116,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     (the run's settings) must match the saved one. `after_step(step)` is called after each step
     (e.g. to measure the model along the way).
     """
-    set_seed(seed)
+    # Each process its own random draws (masks, noise), reproducibly: the seed plus the process index.
+    set_seed(seed + accelerator.process_index)
     with_labels = getattr(objective, "uses_labels", False)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
@@ -155,9 +156,14 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                 accelerator.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            for key, value in {"loss": loss.detach(), **logs}.items():
-                running[key] = running.get(key, 0.0) + float(value)
+            for key, value in {"loss": loss.detach(), **logs}.items():  # summed on the device until a log point
+                value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
+                running[key] = running.get(key, 0.0) + value
             if (step + 1) % log_every == 0 or step + 1 == config.steps:
+                # One synchronisation per log point: the sums, averaged over processes.
+                names_logged = list(running)
+                values = accelerator.reduce(torch.stack([running[k] for k in names_logged]), "mean").tolist()
+                running = dict(zip(names_logged, values))
                 if not math.isfinite(running["loss"]):
                     raise NonFiniteLoss(f"the loss became {running['loss']} by step {step + 1}; no model was saved. "
                                     "Lower --lr (or --forget-alpha), keep --grad-clip on, and check the "

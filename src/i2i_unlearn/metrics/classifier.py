@@ -146,11 +146,11 @@ def train_classifier(config: ClassifierConfig, out: str | Path, cpu: bool = Fals
     """Train a SmallCNN on a dataset's training split; save it and its test accuracy to `out`."""
     from .. import engine
     from ..data import load_dataset
-    from ..records import RunRecord, prepare_out_dir
+    from ..records import RunRecord, atomic_out_dir, check_out_dir
 
     train_set = load_dataset(config.dataset, "train", config.image_size, config.channels)
     test_set = load_dataset(config.dataset, "test", config.image_size, config.channels)
-    folder = prepare_out_dir(out)
+    folder = check_out_dir(out)  # written in one rename once the classifier is trained
     record = RunRecord("train-classifier", asdict(config))
     torch.manual_seed(config.seed)
     network = SmallCNN(config.channels, len(train_set.class_names), config.width)
@@ -162,11 +162,13 @@ def train_classifier(config: ClassifierConfig, out: str | Path, cpu: bool = Fals
                          accelerator, description="train-classifier")
     network = accelerator.unwrap_model(network).cpu()
     test_accuracy = accuracy(network, test_set)
-    (folder / "config.json").write_text(json.dumps(
-        {"image_size": config.image_size, "channels": config.channels, "width": config.width,
-         "class_names": train_set.class_names, "dataset": config.dataset}, indent=2) + "\n")
-    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, folder / "model.safetensors")
     payload = record.finish(test_accuracy=test_accuracy, test_images=len(test_set), train_images=len(train_set),
                             final_loss=history[-1]["loss"] if history else None, history=history)
-    record.write(folder / "train_record.json")
+    if accelerator.is_main_process:  # one writer, however many processes trained
+        with atomic_out_dir(folder) as temporary:
+            (temporary / "config.json").write_text(json.dumps(
+                {"image_size": config.image_size, "channels": config.channels, "width": config.width,
+                 "class_names": train_set.class_names, "dataset": config.dataset}, indent=2) + "\n")
+            save_file({k: v.contiguous() for k, v in network.state_dict().items()}, temporary / "model.safetensors")
+            record.write(temporary / "train_record.json")
     return payload
