@@ -59,6 +59,17 @@ def test_certificate_names_the_forget_files_and_both_checkpoints(tiny_checkpoint
     assert "earlier deletion: original checkpoint" in capsys.readouterr().out
 
 
+def test_forget_images_deleted_after_the_deletion_are_a_note_not_a_mismatch(tiny_checkpoint, image_folder, tmp_path,
+                                                                           capsys):
+    data = _copy(image_folder, tmp_path, "data")
+    assert _unlearn(tiny_checkpoint, tmp_path / "u", data, "--forget-classes", "Trouser") == 0
+    first = json.loads((tmp_path / "u" / "certificate.json").read_text())["data"]["forget"]["images"][0]["id"]
+    (data / first).unlink()  # the user deletes the photo they asked the model to forget
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "u")]) == 0
+    assert "NOTE 1 of" in capsys.readouterr().out
+
+
 def test_a_changed_unlearned_checkpoint_is_named(tiny_checkpoint, image_folder, tmp_path, capsys):
     assert _unlearn(tiny_checkpoint, tmp_path / "u", image_folder, "--forget-classes", "Trouser") == 0
     config = tmp_path / "u" / "config.json"

@@ -385,9 +385,12 @@ def _run_relearn_probe(args) -> None:
 def _run_verify(args) -> None:
     from .audit import reevaluate, verify
 
-    problems = verify(args.certificate, check_data=not args.no_data)
+    notes: list[str] = []
+    problems = verify(args.certificate, check_data=not args.no_data, notes=notes)
     if args.evaluate:
         problems += reevaluate(args.certificate)
+    for note in notes:
+        print(f"NOTE {note}")
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:

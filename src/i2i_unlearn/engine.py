@@ -139,6 +139,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     streams = {name: forever(data) for name, data in zip(names, prepared[3:])}
     if resume:
         torch.set_rng_state(saved["rng"])
+        if saved.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
     objective.train()
     interrupted = []
     previous_handler = None
@@ -177,7 +179,13 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
             done = step + 1
             if after_step is not None:
                 after_step(done)
-            if state is not None and done < config.steps and (done % state_every == 0 or interrupted):
+            if done == config.steps:
+                break  # finished: a late Ctrl-C changes nothing
+            if state is not None and accelerator.num_processes > 1:  # every process stops at the same step
+                flag = accelerator.reduce(torch.tensor([float(bool(interrupted))], device=accelerator.device), "max")
+                if flag.item() and not interrupted:
+                    interrupted.append(True)
+            if state is not None and (done % state_every == 0 or interrupted):
                 if accelerator.is_main_process:
                     _save_state(state, identity, done, accelerator.unwrap_model(objective), optimizer, scheduler,
                                 history, running)
@@ -199,6 +207,7 @@ def _save_state(path: Path, identity, step, objective, optimizer, scheduler, his
     torch.save({"identity": json.dumps(identity, sort_keys=True, default=str), "step": step,
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "history": history, "running": running}, temporary)
     os.replace(temporary, path)
 

@@ -96,11 +96,17 @@ def atomic_out_dir(out: str | Path):
         raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o777 & ~umask)  # a normal folder, not mkdtemp's private one
         try:
             os.rename(temporary, folder)  # replaces an empty folder; refuses one with files
         except OSError:
             raise UserError(f"{folder} was filled by another run meanwhile; nothing was overwritten, pass a new "
                             "--out folder") from None
+        stale = folder.with_name(folder.name + ".failed.json")  # an earlier failed attempt, now superseded
+        if stale.is_file():
+            stale.unlink()
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)

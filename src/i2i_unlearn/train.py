@@ -87,7 +87,7 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
     state = partial_state(folder, resume)
     record = RunRecord("train", {**asdict(config), "mask": config.mask or model.default_mask})
     extra = {}
-    if config.family == "vqgan" and not config.tokenizer:
+    if config.family == "vqgan" and "tokenizer" not in settings:
         extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config, state.parent)
     accelerator = engine.make_accelerator(cpu)
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,

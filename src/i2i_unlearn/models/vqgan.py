@@ -206,6 +206,10 @@ class VQGANModel(I2IModel):
         tokenizer = load_tokenizer(folder / TOKENIZER)
         settings = {key: config[key] for key in SETTINGS}
         _check_pair(tokenizer, settings, f"{folder}/{TOKENIZER}")
+        expected = config.get("tokenizer_sha256")
+        if expected and tokenizer_digest(tokenizer) != expected:
+            raise UserError(f"{folder}/{TOKENIZER} is not the tokenizer this transformer was trained on (its weights "
+                            "differ); restore that folder from the original checkpoint")
         model = cls(tokenizer, settings)
         model.transformer.load_state_dict(load_checked(weights, model.transformer.state_dict()))
         return model
@@ -216,12 +220,12 @@ class VQGANModel(I2IModel):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / TOKENIZER).mkdir(exist_ok=True)
         self.tokenizer.save_config(str(folder / TOKENIZER))
-        for module, path in ((self.tokenizer, folder / TOKENIZER / TOKENIZER_WEIGHTS),
-                             (self.transformer, folder / WEIGHTS)):
-            # Cast a copy, never the live model.
-            save_file({name: tensor.detach().to(dtype).contiguous() for name, tensor in module.state_dict().items()},
-                      path, metadata={"format": "pt"})
-        config = {"i2i_family": self.family, **self.settings}
+        # The tokenizer always in float32 (rounding its codebook would change the tokens the
+        # transformer was trained on); the transformer in `dtype`, cast from a copy.
+        save_file(_tokenizer_state(self.tokenizer), folder / TOKENIZER / TOKENIZER_WEIGHTS, metadata={"format": "pt"})
+        save_file({name: tensor.detach().to(dtype).contiguous() for name, tensor in self.transformer.state_dict().items()},
+                  folder / WEIGHTS, metadata={"format": "pt"})
+        config = {"i2i_family": self.family, **self.settings, "tokenizer_sha256": tokenizer_digest(self.tokenizer)}
         (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     # -- the family interface -----------------------------------------------------------------
@@ -255,11 +259,22 @@ class VQGANModel(I2IModel):
                             f"(default {self.default_steps})")
 
     @torch.no_grad()
-    def tokenize(self, images: torch.Tensor) -> torch.Tensor:
-        """Codebook indices (B, grid * grid) of images in [0, 1]."""
+    def tokenize(self, images: torch.Tensor, hole: torch.Tensor | None = None) -> torch.Tensor:
+        """Codebook indices (B, grid * grid) of images in [0, 1].
+
+        With `hole`, the hole's pixels are replaced by the mean of each image's known pixels
+        first: the tokenizer's convolutions reach across token borders, so tokens of the known
+        part would otherwise carry what is in the hole. Inputs always go through this; only
+        training targets are tokens of the whole image.
+        """
         from ..tokenizer import quantize
 
         self.check_images(images)
+        if hole is not None:
+            hole = hole.to(images.dtype)
+            known = 1 - hole
+            mean = (images * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp(min=1)
+            images = images * known + mean * hole
         return quantize(self.tokenizer, images)[2]
 
     def token_mask(self, hole: torch.Tensor) -> torch.Tensor:
@@ -279,13 +294,13 @@ class VQGANModel(I2IModel):
         return [hidden[rows]]  # the class token and the kept tokens of every image, (count, width)
 
     def embed(self, images, draw, encoder=None):
-        return self._embed_tokens(self.tokenize(images), draw, encoder)
+        return self._embed_tokens(self.tokenize(images, draw.hole), draw, encoder)
 
     def _logits(self, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(tokens, keep), keep)
 
     def predict(self, images, draw):
-        return self._logits(self.tokenize(images), ~draw.values["token_mask"])
+        return self._logits(self.tokenize(images, draw.hole), ~draw.values["token_mask"])
 
     def task_target(self, images, draw):
         return self.tokenize(images)
@@ -330,7 +345,7 @@ class VQGANModel(I2IModel):
         keeping a cosine-shrinking number unknown; the last iteration decides them all."""
         self.check_steps(steps)
         iterations = self.default_steps if steps is None else steps
-        tokens = self.tokenize(images)
+        tokens = self.tokenize(images, hole)
         unknown = self.token_mask(hole)
         total = unknown.sum(1)
         temperature = float(self.settings["choice_temperature"])
@@ -339,7 +354,8 @@ class VQGANModel(I2IModel):
                 break
             probabilities = self._logits(tokens, ~unknown).float().softmax(dim=-1)
             flat = probabilities.flatten(0, 1)
-            sampled = torch.multinomial(flat, 1, generator=generator).view(tokens.shape).to(tokens.device)
+            # drawn on the CPU, where the caller's generator lives (the model may be on a GPU)
+            sampled = torch.multinomial(flat.cpu(), 1, generator=generator).view(tokens.shape).to(tokens.device)
             sampled = torch.where(unknown, sampled, tokens)
             ratio = (iteration + 1) / iterations
             # Tokens still unknown after this iteration: a cosine share of the hole, one fewer at least.
@@ -359,6 +375,21 @@ class VQGANModel(I2IModel):
         mask = self.token_mask(hole)
         draw = Draw(hole, {"token_mask": mask})
         return -self.task_loss(images, draw, reduction="none")
+
+
+def _tokenizer_state(tokenizer: VQModel) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().float().contiguous() for name, tensor in tokenizer.state_dict().items()}
+
+
+def tokenizer_digest(tokenizer: VQModel) -> str:
+    """SHA-256 of a tokenizer's float32 weights (names and values, in name order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_tokenizer_state(tokenizer).items()):
+        digest.update(name.encode())
+        digest.update(tensor.cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _downsampling(tokenizer: VQModel) -> int:
