@@ -88,8 +88,19 @@ def test_known_tokens_are_never_resampled(tiny):
     known = ~tiny.token_mask(hole)
     for steps in (1, 2, 50):  # 50: more iterations than hidden tokens
         tokens = tiny.decode_tokens(images, hole, torch.Generator().manual_seed(0), steps)
-        assert torch.equal(tokens[known], tiny.tokenize(images)[known])
+        assert torch.equal(tokens[known], tiny.tokenize(images, hole)[known])
         assert 0 <= tokens.min() and tokens.max() < 32
+
+
+def test_what_is_in_the_hole_never_reaches_the_completion(tiny):
+    images = _images()
+    hole = make_mask("center", 3, 16, tiny.mask_cell)
+    other = torch.where(hole, torch.rand_like(images), images)  # same context, other hole content
+    first = tiny.complete(images, hole, torch.Generator().manual_seed(0), steps=2)
+    again = tiny.complete(other, hole, torch.Generator().manual_seed(0), steps=2)
+    assert torch.equal(first[hole.expand_as(first)], again[hole.expand_as(again)])
+    draw = tiny.draw(images, "center")
+    assert torch.equal(tiny.predict(images, draw), tiny.predict(other, draw))
 
 
 def test_retain_label_target_is_a_soft_cross_entropy(tiny):
