@@ -98,7 +98,9 @@ def atomic_out_dir(out: str | Path):
         yield temporary
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(temporary, 0o777 & ~umask)  # a normal folder, not mkdtemp's private one
+        # Normal permissions: mkdtemp makes a private folder and safetensors private files.
+        for path in [temporary, *temporary.rglob("*")]:
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
         try:
             os.rename(temporary, folder)  # replaces an empty folder; refuses one with files
         except OSError:
