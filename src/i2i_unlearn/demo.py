@@ -72,7 +72,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     extractor = evaluator.extractor
     folder = prepare_out_dir(out)
     if model.sampler_steps:
-        print(f"{family}: completions use {steps} {model.sampler_steps} (--sampling-steps to change)")
+        shown = steps if steps is not None else getattr(model, "default_steps", None)
+        print(f"{family}: completions use {shown} {model.sampler_steps} (--sampling-steps to change)")
 
     def measure(name: str, network, keep: bool = False):
         print(f"evaluating {name} on {len(sets['retain'])} retain and {len(sets['forget'])} forget test images ...")
