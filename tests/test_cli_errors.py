@@ -177,3 +177,12 @@ def test_a_loss_that_becomes_nan_saves_no_model_only_a_record(tiny_checkpoint, t
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
     failed = json.loads((tmp_path / "out.failed.json").read_text())
     assert "loss became" in failed["error"] and failed["config"]["lr"] == 1e30
+
+
+def test_sweep_refuses_a_wrong_compare_file_before_any_work(tiny_checkpoint, tmp_path, capsys):
+    wrong = tmp_path / "notes.json"
+    wrong.write_text('{"something": "else"}')
+    code = main(["sweep", "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--alphas", "0.1,0.2",
+                 "--compare", str(wrong), "--out", str(tmp_path / "out")])
+    assert code == 2 and "not a compare.json" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .data import Splits  # noqa: E402
+from .errors import UserError  # noqa: E402
 from .evaluate import Evaluator  # noqa: E402
 from .models import load_model  # noqa: E402
 from .records import RunRecord, prepare_out_dir  # noqa: E402
@@ -48,10 +49,21 @@ def plot_tradeoff(points: dict, marks: dict, path: str | Path) -> None:
     plt.close(figure)
 
 
+def _compare_marks(compare_file: str) -> dict:
+    """Each model's metrics from a compare.json; one clear error for any other file."""
+    try:
+        results = json.loads(Path(compare_file).read_text())["results"]
+        return {name: dict(row["metrics"]) for name, row in results.items()}
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"--compare {compare_file} is not a compare.json written by 'i2i-unlearn compare'; pass "
+                        "that file or leave --compare out") from None
+
+
 def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, alphas: list[float],
           out: str | Path, compare_file: str | None = None, task: str = "center", cpu: bool = False,
           features: str = "efficientnet-lite0", classifier: str | None = "auto", steps: int | None = None) -> dict:
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
+    marks = _compare_marks(compare_file) if compare_file else {}  # a wrong file fails now, not after the work
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, membership=False)
     folder = prepare_out_dir(out)
     record = RunRecord("sweep", {"model": str(model_path), "alphas": alphas, "task": task,
@@ -64,10 +76,6 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
         points[alpha], _, _ = evaluator(model)
         print(f"forget_alpha={alpha:g}: " + ", ".join(
             f"{s} FID {points[alpha][s]['fid']:.2f} MSE {points[alpha][s]['hole_mse']:.4f}" for s in sets))
-    marks = {}
-    if compare_file:
-        results = json.loads(Path(compare_file).read_text())["results"]
-        marks = {name: row["metrics"] for name, row in results.items()}
     plot_tradeoff(points, marks, folder / "tradeoff.png")
     payload = record.finish(data=splits.info, points={str(a): p for a, p in points.items()},
                             evaluation=evaluator.describe(), features=evaluator.extractor.name)
