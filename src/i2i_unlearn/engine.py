@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .errors import UserError
+from .errors import NonFiniteLoss, UserError
 
 
 @dataclass
@@ -91,10 +91,6 @@ def forever(data: DataLoader) -> Iterator:
         yield from data
 
 
-class NonFiniteLoss(UserError):
-    """The loss became NaN or infinite: the run stops and saves no model."""
-
-
 class StopAndResume(Exception):
     """Ctrl-C arrived: the state after the last whole step is saved for `--resume`."""
 
@@ -111,7 +107,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
 
     With `state` (a file), the run saves what it needs to continue (weights, optimiser and
     schedule, random state, position in the data, history) every `state_every` steps and when
-    Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file. A resumed
+    Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file when it
+    exists. A resumed
     run ends with the same weights, bit for bit on a CPU, as one never interrupted. `identity`
     (the run's settings) must match the saved one. `after_step(step)` is called after each step
     (e.g. to measure the model along the way).
@@ -125,6 +122,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     batch_sizes = [data.batch_size for data in loaders.values()]
     samplers = [data.sampler for data in loaders.values()]
     start, history, running = 0, [], {}
+    resume = resume and state is not None and state.is_file()
     if resume:
         saved = _load_state(state, identity)
         accelerator.unwrap_model(objective).load_state_dict(saved["objective"])
@@ -212,9 +210,7 @@ def _save_state(path: Path, identity, step, objective, optimizer, scheduler, his
     os.replace(temporary, path)
 
 
-def _load_state(path: Path | None, identity) -> dict:
-    if path is None or not path.is_file():
-        raise UserError(f"nothing to resume: no saved state at {path}; run without --resume")
+def _load_state(path: Path, identity) -> dict:
     try:
         saved = torch.load(path, weights_only=True)
     except Exception:  # a damaged file: torch raises several types

@@ -12,6 +12,10 @@ class UserError(Exception):
     """Bad input from the user: a one-line message saying what is wrong and how to fix it."""
 
 
+class NonFiniteLoss(UserError):
+    """The loss became NaN or infinite: the run stops and saves no model."""
+
+
 def check_number(flag: str, value: float, low: float, inclusive: bool = True, high: float | None = None) -> None:
     """Refuse a numeric flag that is not finite, below `low` (or equal, unless `inclusive`) or at least `high`."""
     if not math.isfinite(value) or value < low or (value == low and not inclusive) or \

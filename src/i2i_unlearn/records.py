@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import UserError
+from .errors import NonFiniteLoss, UserError
 
 
 def check_out_dir(out: str | Path) -> Path:
@@ -61,13 +61,22 @@ def write_json(path: str | Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def record_failure(out: Path, record: "RunRecord", error: Exception) -> Path:
-    """Write what happened in a run that saved nothing to `OUT.failed.json` (beside `out`)."""
-    path = out.with_name(out.name + ".failed.json")
-    record.finish(error=str(error))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record.write(path)
-    return path
+@contextmanager
+def failure_recorded(out: Path | None, record: "RunRecord", state: Path | None, writer: bool = True):
+    """Around a run's optimisation: if its loss turns non-finite, drop the resumable state
+    (resuming would only reach the same loss) and write what happened to `OUT.failed.json`."""
+    try:
+        yield
+    except NonFiniteLoss as exc:
+        if state is not None:
+            shutil.rmtree(state.parent, ignore_errors=True)
+        if out is None or not writer:
+            raise
+        path = out.with_name(out.name + ".failed.json")
+        record.finish(error=str(exc))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record.write(path)
+        raise NonFiniteLoss(f"{exc} What happened is in {path}.") from None
 
 
 def partial_state(out: Path, resume: bool) -> Path:
@@ -86,7 +95,8 @@ def atomic_out_dir(out: str | Path):
     """Yield a temporary folder beside `out`; on success it becomes `out` in one rename.
 
     A crash leaves no half-written `out`; if another run created `out` with files meanwhile,
-    the rename fails and nothing of theirs is touched.
+    the rename fails and nothing of theirs is touched. Once `out` exists, what earlier attempts
+    left beside it (`OUT.failed.json`, `OUT.partial/`) is removed.
     """
     folder = check_out_dir(out)
     try:
@@ -106,9 +116,9 @@ def atomic_out_dir(out: str | Path):
         except OSError:
             raise UserError(f"{folder} was filled by another run meanwhile; nothing was overwritten, pass a new "
                             "--out folder") from None
-        stale = folder.with_name(folder.name + ".failed.json")  # an earlier failed attempt, now superseded
-        if stale.is_file():
-            stale.unlink()
+        # What earlier attempts left beside `out` is superseded: a failure record, a resumable state.
+        folder.with_name(folder.name + ".failed.json").unlink(missing_ok=True)
+        shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)

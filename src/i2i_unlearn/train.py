@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from . import engine
 from .data import load_dataset, parse_task
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
-from .records import RunRecord, atomic_out_dir, check_out_dir, partial_state, record_failure
+from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
 
 
 @dataclass
@@ -93,18 +92,11 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                                warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    try:
+    with failure_recorded(folder, record, state, accelerator.is_main_process):
         history = engine.run(TaskObjective(model, config.mask), parameters,
                              {"train": engine.loader(Subset(data, rows), config.batch_size, config.seed)},
                              optim, config.seed, accelerator, description="train", state=state,
-                             state_every=state_every, resume=resume and state.is_file(), identity=asdict(config))
-    except engine.NonFiniteLoss as exc:
-        if state is not None:  # resuming would only reach the same loss again
-            shutil.rmtree(state.parent, ignore_errors=True)
-        if folder is not None and accelerator.is_main_process:
-            failed = record_failure(folder, record, exc)
-            raise engine.NonFiniteLoss(f"{exc} What happened is in {failed}.") from None
-        raise
+                             state_every=state_every, resume=resume, identity=asdict(config))
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         model.check_finite()
@@ -120,7 +112,6 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary, dtype=getattr(torch, config.save_dtype))
             record.write(temporary / "train_record.json")
-        shutil.rmtree(state.parent, ignore_errors=True)
     return payload
 
 

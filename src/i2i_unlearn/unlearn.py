@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from . import engine
+from .audit import write_certificate
 from .data import Splits, parse_task
 from .errors import UserError, check_number
 from .methods import create_method
-from .audit import write_certificate
 from .models import I2IModel, checkpoint_folder
-from .records import RunRecord, atomic_out_dir, check_out_dir, partial_state, record_failure
+from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
 
 
 @dataclass
@@ -81,18 +80,11 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                                schedule="constant", grad_clip=config.grad_clip)
     loaders = {"forget": engine.loader(splits.forget, config.batch_size, config.seed),
                "retain": engine.loader(splits.retain, config.batch_size, config.seed + 1)}
-    try:
+    with failure_recorded(folder, record, state, accelerator.is_main_process):
         history = engine.run(method, parameters, loaders, optim, config.seed, accelerator,
                              description=f"unlearn ({config.method})", state=state, state_every=state_every,
-                             resume=resume and state is not None and state.is_file(),
-                             identity={"config": asdict(config), "source": source, "data": splits.info})
-    except engine.NonFiniteLoss as exc:
-        if state is not None:  # resuming would only reach the same loss again
-            shutil.rmtree(state.parent, ignore_errors=True)
-        if folder is not None and accelerator.is_main_process:
-            failed = record_failure(folder, record, exc)
-            raise engine.NonFiniteLoss(f"{exc} What happened is in {failed}.") from None
-        raise
+                             resume=resume, identity={"config": asdict(config), "source": source,
+                                                      "data": splits.info})
     model = accelerator.unwrap_model(method).model.eval()
     payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history)
@@ -103,5 +95,4 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
             model.save_pretrained(temporary)
             record.write(temporary / "unlearn_record.json")
             write_certificate(temporary, payload, splits, original)
-        shutil.rmtree(state.parent, ignore_errors=True)
     return model, payload

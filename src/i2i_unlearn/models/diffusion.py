@@ -135,7 +135,7 @@ class DiffusionModel(I2IModel):
                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); restore the checkpoint") from None
         model = cls(unet, schedule, source=str(folder))
         state = load_checked(weights, unet.state_dict())
-        unet.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+        unet.load_state_dict(state)  # load_checked returns float32
         return model
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> None:
