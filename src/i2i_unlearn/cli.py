@@ -196,7 +196,21 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--mask", default=None,
                         help="mask during unlearning (default: the family's training mask, e.g. random:0.75 for "
                              "mae, hybrid for diffusion, mage for vqgan)")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="most steps of a controlled run (default 600), all steps of a --fixed-alpha run "
+                             "(default 300)")
+    parser.add_argument("--retain-budget", type=float, default=defaults.retain_budget,
+                        help="largest relative rise of the retain validation error the run may spend on forgetting "
+                             f"(default {defaults.retain_budget:g} = 5%%); the run adapts forget_alpha within it")
+    parser.add_argument("--forget-target", default=defaults.forget_target,
+                        help="forget validation error to reach: 'noise' (default: the model's error when it sees "
+                             "noise instead of the image) or a ratio to the original error, e.g. 3")
+    parser.add_argument("--fixed-alpha", action="store_true",
+                        help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
+    parser.add_argument("--check-every", type=int, default=defaults.check_every,
+                        help="steps between validation checks of a controlled run")
+    parser.add_argument("--val-images", type=int, default=defaults.val_images,
+                        help="validation images per set held out of training for a controlled run")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
@@ -215,7 +229,9 @@ def _unlearn_config(args):
     return UnlearnConfig(method=args.method, forget_alpha=args.forget_alpha, retain_alpha=args.retain_alpha,
                          noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
-                         warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed)
+                         warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
+                         retain_budget=None if args.fixed_alpha else args.retain_budget,
+                         forget_target=args.forget_target, check_every=args.check_every, val_images=args.val_images)
 
 
 def _splits(args, model):
@@ -249,6 +265,8 @@ def _run_unlearn(args) -> None:
     _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model), resume=args.resume,
                         state_every=args.state_every)
     if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+        if "control" in record:
+            print(record["control"]["message"])
         print(f"unlearned in {record['seconds']:.0f} s on {record['processes']} process(es); saved to {args.out}")
 
 

@@ -19,7 +19,7 @@ from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .records import now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
-from .viz import completion_rows, sample_grid, tsne_plot
+from .viz import completion_rows, control_plot, sample_grid, tsne_plot
 
 DEMO_FORGET_CLASSES = ["Trouser", "Bag"]
 # Sampling steps of the demo per family: DDIM steps for diffusion, sized to finish in minutes on 2 cores.
@@ -99,7 +99,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
                "retrained_model": str(retrained_path) if retrained_path else None,
                "membership_inference": auc,
                "evaluation": evaluator.describe(),
-               "data": splits.info, "unlearn_config": record["config"], "versions": versions(),
+               "data": splits.info, "unlearn_config": record["config"], "control": record.get("control"),
+               "versions": versions(),
                "finished": now(), "checkpoint": str(folder / "model")}
     write_json(folder / "metrics.json", metrics)
     add_metrics(folder / "model", {"before": before, "after": after},
@@ -117,10 +118,14 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
                "real-forget": after_samples["forget"]["real_features"],
                "real-retain": after_samples["retain"]["real_features"]}, folder / "tsne.png", seed=config.seed,
               title=f"t-SNE of {extractor.name} embeddings after unlearning")
+    if record.get("control"):
+        control_plot(record["control"], folder / "control.png")
     report = write_report([folder], folder / "report.html")
     print(format_table(columns))
     print("membership inference AUC (0.5 = cannot tell members): "
           + ", ".join(f"{name} {value:.3f}" for name, value in auc.items()))
+    if record.get("control"):
+        print(record["control"]["message"])
     print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
           f"and {report.name}")
     return metrics

@@ -98,7 +98,7 @@ class StopAndResume(Exception):
 def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader],
         config: OptimConfig, seed: int, accelerator: Accelerator, description: str = "train",
         log_every: int = 10, state: Path | None = None, state_every: int = 100, resume: bool = False,
-        identity: dict | None = None, after_step=None) -> list[dict]:
+        identity: dict | None = None, after_step=None, extra_state=None) -> list[dict]:
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
@@ -110,8 +110,10 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file when it
     exists. A resumed
     run ends with the same weights, bit for bit on a CPU, as one never interrupted. `identity`
-    (the run's settings) must match the saved one. `after_step(step)` is called after each step
-    (e.g. to measure the model along the way).
+    (the run's settings) must match the saved one. `after_step(step, optimizer)` is called after
+    each step (e.g. to measure the model along the way); when it returns True the run stops there.
+    `extra_state` (anything with state_dict / load_state_dict, e.g. that callback) is saved and
+    restored with the rest.
     """
     # Each process its own random draws (masks, noise), reproducibly: the seed plus the process index.
     set_seed(seed + accelerator.process_index)
@@ -129,6 +131,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         start, history, running = saved["step"], saved["history"], saved["running"]
+        if extra_state is not None:
+            extra_state.load_state_dict(saved["extra"])
         for sampler, size in zip(samplers, batch_sizes):
             if isinstance(sampler, EndlessSampler):
                 sampler.position = start * size * accelerator.num_processes
@@ -159,7 +163,11 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
             for key, value in {"loss": loss.detach(), **logs}.items():  # summed on the device until a log point
                 value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
                 running[key] = running.get(key, 0.0) + value
-            if (step + 1) % log_every == 0 or step + 1 == config.steps:
+            done = step + 1
+            stop = bool(after_step(done, optimizer)) if after_step is not None else False
+            if stop and accelerator.num_processes > 1:  # every process stops at the same step
+                stop = bool(accelerator.reduce(torch.tensor([float(stop)], device=accelerator.device), "max").item())
+            if done % log_every == 0 or done == config.steps or stop:
                 # One synchronisation per log point: the sums, averaged over processes.
                 names_logged = list(running)
                 values = accelerator.reduce(torch.stack([running[k] for k in names_logged]), "mean").tolist()
@@ -168,16 +176,13 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                     raise NonFiniteLoss(f"the loss became {running['loss']} by step {step + 1}; no model was saved. "
                                     "Lower --lr (or --forget-alpha), keep --grad-clip on, and check the "
                                     "checkpoint's weights")
-                count = log_every if (step + 1) % log_every == 0 else (step + 1) % log_every
-                entry = {"step": step + 1, "lr": scheduler.get_last_lr()[0],
+                count = log_every if done % log_every == 0 else done % log_every
+                entry = {"step": done, "lr": scheduler.get_last_lr()[0],
                          **{k: round(v / count, 6) for k, v in running.items()}}
                 history.append(entry)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
                 running = {}
-            done = step + 1
-            if after_step is not None:
-                after_step(done)
-            if done == config.steps:
+            if done == config.steps or stop:
                 break  # finished: a late Ctrl-C changes nothing
             if state is not None and accelerator.num_processes > 1:  # every process stops at the same step
                 flag = accelerator.reduce(torch.tensor([float(bool(interrupted))], device=accelerator.device), "max")
@@ -186,7 +191,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
             if state is not None and (done % state_every == 0 or interrupted):
                 if accelerator.is_main_process:
                     _save_state(state, identity, done, accelerator.unwrap_model(objective), optimizer, scheduler,
-                                history, running)
+                                history, running, extra_state)
                 accelerator.wait_for_everyone()
             if interrupted:
                 raise StopAndResume(f"interrupted after step {done} of {config.steps}; the state is saved in "
@@ -198,7 +203,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     return history
 
 
-def _save_state(path: Path, identity, step, objective, optimizer, scheduler, history, running) -> None:
+def _save_state(path: Path, identity, step, objective, optimizer, scheduler, history, running, extra) -> None:
     """Write the resumable state atomically (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -206,7 +211,8 @@ def _save_state(path: Path, identity, step, objective, optimizer, scheduler, his
                 "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "history": history, "running": running}, temporary)
+                "history": history, "running": running,
+                "extra": extra.state_dict() if extra is not None else None}, temporary)
     os.replace(temporary, path)
 
 

@@ -70,7 +70,7 @@ def relearn_curve(model: I2IModel, train_images: Subset, test_images: torch.Tens
     parameters = model.freeze_all_but_generator()
     curve = [{"step": 0, "forget_hole_mse": _forget_error(model, test_images, sampling_steps, config.seed)}]
 
-    def measure(step: int) -> None:
+    def measure(step: int, optimizer) -> None:
         if step % config.eval_every == 0 or step == config.steps:
             curve.append({"step": step,
                           "forget_hole_mse": _forget_error(model, test_images, sampling_steps, config.seed)})

@@ -16,12 +16,12 @@ from pathlib import Path
 from .errors import UserError
 from .records import now
 
-RECORDS = ("compare.json", "sweep.json", "relearn.json", "metrics.json")
+RECORDS = ("compare.json", "sweep.json", "relearn.json", "metrics.json", "unlearn_record.json")
 KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
 LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
           "kid_std": "KID std", "class_accuracy": "class accuracy"}
 WIDE_TABLE_SKIPS = ("images", "kid_std")  # kept in the JSON; they crowd the one-row-per-model tables
-KNOWN_IMAGES = ("samples.png", "tradeoff.png", "tsne.png")
+KNOWN_IMAGES = ("samples.png", "control.png", "tradeoff.png", "tsne.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 CSS = """
@@ -159,7 +159,30 @@ def _demo(record: dict) -> str:
                 for m in metric_names(*sets.values())]
         parts.append(f"<h3>{escape(set_name)} set</h3>"
                      + _table(["metric", *map(escape, sets), "after ÷ before"], rows))
-    return "".join(parts) + _membership(record)
+    return "".join(parts) + _membership(record) + _control(record)
+
+
+def _control(record: dict) -> str:
+    """A controlled run's outcome and the checks along its path (plotted in control.png)."""
+    control = _dict(record.get("control"))
+    if not control:
+        return ""
+    points = [_dict(point) for point in control.get("path", []) if isinstance(point, dict)]
+    rows = [[fmt(p.get("step")), fmt(p.get("forget_alpha")), fmt(p.get("forget_ratio")),
+             f"{fmt(100 * p['retain_rise'])}%" if _is_number(p.get("retain_rise")) else "–",
+             fmt(p.get("budget_used")), fmt(p.get("forget_progress")),
+             f"back to step {fmt(p['went_back_to_step'])}" if "went_back_to_step" in p else ""] for p in points]
+    return (f"<h3>retain budget and forget target</h3><p>{escape(str(control.get('message')))}</p>"
+            f"<p class=\"muted\">budget: {fmt(control.get('retain_budget'))} relative rise of the retain "
+            f"validation error; target: {escape(str(control.get('target_source')))}; validation images "
+            f"{escape(json.dumps(control.get('validation_images')))}, checked every "
+            f"{fmt(control.get('check_every'))} steps</p>"
+            + _table(["step", "forget_alpha", "forget ÷ original", "retain rise", "budget used", "progress", ""],
+                     rows))
+
+
+def _unlearn(record: dict) -> str:
+    return _control(record)
 
 
 def _membership(record: dict) -> str:
@@ -219,7 +242,7 @@ def _relearn(record: dict) -> str:
             + _table(["model", *[f"step {step}" for step in steps], "recovered"], rows))
 
 
-RENDERERS = {"relearn": _relearn, "demo": _demo, "evaluate": _evaluate, "compare": _compare, "sweep": _sweep}
+RENDERERS = {"unlearn": _unlearn, "relearn": _relearn, "demo": _demo, "evaluate": _evaluate, "compare": _compare, "sweep": _sweep}
 
 
 def load_run(folder: str | Path) -> tuple[str, str, dict]:
@@ -239,7 +262,9 @@ def load_run(folder: str | Path) -> tuple[str, str, dict]:
         raise UserError(f"cannot read {folder / name} ({reason}); re-run the command that wrote it") from None
     if not isinstance(record, dict):
         raise UserError(f"{folder / name} is not a JSON object; re-run the command that wrote it")
-    if name != "metrics.json":
+    if name == "unlearn_record.json":
+        kind = "unlearn"
+    elif name != "metrics.json":
         kind = name.removesuffix(".json")
     elif record.get("kind") == "evaluate" or ("metrics" in record and "before" not in record):
         kind = "evaluate"

@@ -71,7 +71,9 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
                                  "classifier": classifier, "sampling_steps": steps})
     points = {}
     for alpha in alphas:
-        model, _ = unlearn(load_model(model_path), splits, replace(config, forget_alpha=alpha), cpu=cpu,
+        # each point at its own alpha: a sweep is the hand-set trade-off, so no control
+        model, _ = unlearn(load_model(model_path), splits, replace(config, forget_alpha=alpha, retain_budget=None),
+                           cpu=cpu,
                            source=str(model_path))
         points[alpha], _, _ = evaluator(model)
         print(f"forget_alpha={alpha:g}: " + ", ".join(

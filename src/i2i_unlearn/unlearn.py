@@ -9,25 +9,35 @@ import torch
 
 from . import engine
 from .audit import write_certificate
-from .data import Splits, parse_task
+from .control import ControlConfig, Controller
+from .data import Splits, hold_out_validation, parse_task
 from .errors import UserError, check_number
 from .methods import create_method
 from .models import I2IModel, checkpoint_folder
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
+from .viz import control_plot
+
+
+FIXED_STEPS = 300  # a fixed-alpha run: measured on the bundled models (docs/results.md)
+CONTROLLED_STEPS = 600  # a controlled run stops earlier when the target is reached or the budget binds
 
 
 @dataclass
 class UnlearnConfig:
     """Settings of an unlearning run. Defaults follow the official code where it sets them
     (AdamW betas (0.9, 0.95), weight decay 0.05, grad clip 3.0, retain_alpha 1, forget_alpha 0.2,
-    "normal" noise); lr and steps are sized for small models on a CPU (measured in docs/results.md)."""
+    "normal" noise); lr and steps are sized for small models on a CPU (measured in docs/results.md).
+
+    With `retain_budget` set (the default) the run is controlled (control.py): forget_alpha is
+    only where it starts, `steps` the most it may take; `retain_budget=None` is a fixed-alpha run
+    of exactly `steps` steps (the paper's setting)."""
 
     method: str = "i2i"
     forget_alpha: float = 0.2
     retain_alpha: float = 1.0
     noise: str = "normal"
     mask: str | None = None  # None: the model family's default training mask
-    steps: int = 300
+    steps: int | None = None  # None: 600 for a controlled run (the most it may take), 300 for a fixed one
     batch_size: int = 64  # per set: each step sees this many forget and this many retain images
     lr: float = 3e-4
     weight_decay: float = 0.05
@@ -36,13 +46,28 @@ class UnlearnConfig:
     warmup_steps: int = 20
     grad_clip: float = 3.0
     seed: int = 0
+    retain_budget: float | None = 0.05  # None: fixed forget_alpha, no validation split
+    forget_target: str = "noise"
+    check_every: int = 25
+    val_images: int = 64
+
+    @property
+    def max_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return FIXED_STEPS if self.retain_budget is None else CONTROLLED_STEPS
+
+    def control(self) -> ControlConfig | None:
+        if self.retain_budget is None:
+            return None
+        return ControlConfig(self.retain_budget, self.forget_target, self.check_every, self.val_images)
 
     def check(self) -> None:
         if self.mask is not None:
             parse_task(self.mask)
-        for name in ("steps", "batch_size"):
+        for name in ("max_steps", "batch_size"):
             if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+                raise UserError(f"--{name.replace('max_', '').replace('_', '-')} must be at least 1")
         if self.warmup_steps < 0:
             raise UserError("--warmup-steps must not be negative")
         check_number("lr", self.lr, 0, inclusive=False)
@@ -51,6 +76,8 @@ class UnlearnConfig:
             check_number(flag, value, 0)
         check_number("beta1", self.beta1, 0, high=1)
         check_number("beta2", self.beta2, 0, high=1)
+        if self.control() is not None:
+            self.control().check()
         if self.forget_alpha == 0 and self.retain_alpha == 0:
             raise UserError("--forget-alpha and --retain-alpha are both 0, so nothing would be learnt; "
                             "set at least one above 0")
@@ -63,7 +90,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
 
     The model is changed in place. With `out`, the result is saved there (a new folder:
     the checkpoint, unlearn_record.json and certificate.json, the audit record of the deletion);
-    the source checkpoint is never written to.
+    the source checkpoint is never written to. A controlled run (`config.retain_budget`) trains
+    on the sets minus a small validation split and records its path under "control".
     """
     config.check()
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
@@ -75,24 +103,37 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                            retain_alpha=config.retain_alpha, noise=config.noise)
     parameters = method.trainable_parameters()
     accelerator = engine.make_accelerator(cpu)
-    optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+    optim = engine.OptimConfig(steps=config.max_steps, lr=config.lr, weight_decay=config.weight_decay,
                                betas=(config.beta1, config.beta2), warmup_steps=config.warmup_steps,
                                schedule="constant", grad_clip=config.grad_clip)
-    loaders = {"forget": engine.loader(splits.forget, config.batch_size, config.seed),
-               "retain": engine.loader(splits.retain, config.batch_size, config.seed + 1)}
+    training, controller = splits, None
+    if config.control() is not None:
+        training, forget_val, retain_val = hold_out_validation(splits, config.val_images, config.seed)
+        stack = lambda subset: torch.stack([subset[i][0] for i in range(len(subset))]).to(accelerator.device)  # noqa: E731
+        method.to(accelerator.device)
+        controller = Controller(method, stack(forget_val), stack(retain_val), config.control(), parameters,
+                                config.seed, accelerator=accelerator)
+    loaders = {"forget": engine.loader(training.forget, config.batch_size, config.seed),
+               "retain": engine.loader(training.retain, config.batch_size, config.seed + 1)}
     with failure_recorded(folder, record, state, accelerator.is_main_process):
         history = engine.run(method, parameters, loaders, optim, config.seed, accelerator,
                              description=f"unlearn ({config.method})", state=state, state_every=state_every,
                              resume=resume, identity={"config": asdict(config), "source": source,
-                                                      "data": splits.info})
+                                                      "data": training.info},
+                             after_step=controller, extra_state=controller)
     model = accelerator.unwrap_model(method).model.eval()
-    payload = record.finish(data=splits.info, trained_parameters=sum(p.numel() for p in parameters),
-                            processes=accelerator.num_processes, history=history)
+    extra = {}
+    if controller is not None:
+        extra["control"] = controller.finish(history[-1]["step"] if history else 0)
+    payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
+                            processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:
         model.check_finite()
         original = checkpoint_folder(source).resolve() if source else None
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary)
             record.write(temporary / "unlearn_record.json")
-            write_certificate(temporary, payload, splits, original)
+            write_certificate(temporary, payload, splits, original)  # the whole request, validation images too
+            if controller is not None:
+                control_plot(payload["control"], temporary / "control.png")
     return model, payload

@@ -79,3 +79,39 @@ def tsne_plot(groups: dict[str, torch.Tensor], path: str | Path, seed: int = 0, 
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def control_plot(control: dict, path: str | Path) -> None:
+    """The path of a controlled run (its "control" record): forget progress, retain budget used and
+    forget_alpha against the step, with the target, the budget and the kept checkpoint marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path_points = control["path"]
+    steps = [point["step"] for point in path_points]
+    target_ratio = control["target_error"] / control["original"]["forget_error"]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("forget_ratio", "forget validation error ÷ original", target_ratio, "target"),
+              ("retain_rise", "retain validation error rise", control["retain_budget"], "budget"),
+              ("forget_alpha", "forget_alpha (strength)", None, None)]
+    for axis, (key, label, line, line_label) in zip(axes, panels):
+        axis.plot(steps, [point[key] for point in path_points], "o-", ms=3, color="tab:blue")
+        backs = [point for point in path_points if "went_back_to_step" in point]
+        if backs:
+            axis.scatter([p["step"] for p in backs], [p[key] for p in backs], marker="x", s=50, color="tab:red",
+                         zorder=3, label="over budget: back to the best checkpoint")
+        if line is not None:
+            axis.axhline(line, color="tab:green" if line_label == "target" else "tab:red", ls="--", label=line_label)
+        axis.axvline(control["kept_step"], color="grey", ls=":", label=f"kept: step {control['kept_step']}")
+        axis.set_xlabel("step")
+        axis.set_title(label, fontsize=10)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    axes[1].yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    figure.suptitle(control["message"].split(":")[0], fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

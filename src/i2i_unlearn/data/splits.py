@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from ..errors import UserError
 from .datasets import ImageDataset, load_dataset
@@ -151,3 +151,35 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
                    "forget_test": len(forget_test), "retain_test": len(retain_test)},
     }
     return Splits(forget, retain, forget_test, retain_test, forget_names, info)
+
+
+def hold_out_validation(splits: Splits, images: int, seed: int = 0) -> tuple[Splits, Dataset, Dataset]:
+    """A small validation split for a controlled run: (splits without it, forget_val, retain_val).
+
+    Up to `images` training images per set, chosen with `seed`, taken out of the training sets (at
+    most a quarter of a set). The forget images of a forget list stay in training and serve as their
+    own validation: the request names exactly those images, and each must be trained on. Test images
+    are never used, so evaluation stays independent of the run's decisions.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def part(images_set, rows: list[int]) -> Subset:
+        if isinstance(images_set, Subset):  # stay one level deep, so ids and files remain reachable
+            return Subset(images_set.dataset, [images_set.indices[i] for i in rows])
+        return Subset(images_set, rows)
+
+    def split(images_set, held_out: bool) -> tuple:
+        order = torch.randperm(len(images_set), generator=generator).tolist()
+        count = min(images, len(images_set) // 4) if held_out else 0
+        if count == 0:  # too small to spare any: measured on (part of) what it trains on
+            return images_set, part(images_set, sorted(order[:images]))
+        return part(images_set, sorted(order[count:])), part(images_set, sorted(order[:count]))
+
+    forget, forget_val = split(splits.forget, held_out=not splits.info.get("forget_list"))
+    retain, retain_val = split(splits.retain, held_out=True)
+    held = {"forget": len(splits.forget) - len(forget), "retain": len(splits.retain) - len(retain)}
+    info = {**splits.info, "validation": {"forget": len(forget_val), "retain": len(retain_val),
+                                          "held_out_of_training": held}}
+    info["counts"] = {**info.get("counts", {}), "forget_train": len(forget), "retain_train": len(retain)}
+    reduced = Splits(forget, retain, splits.forget_test, splits.retain_test, splits.forget_classes, info)
+    return reduced, forget_val, retain_val

@@ -1,0 +1,262 @@
+"""Controllable forgetting: the user sets a retain budget, the run forgets as far as it allows.
+
+Every `check_every` steps the run measures the model on a small validation split held out of
+the training data (`data.splits.hold_out_validation`; never the test images evaluation reports
+on): the hole error of its completions (the evaluation task, fixed masks and sampler noise, so
+two measurements differ only by the weights) and the family's embedding distances.
+
+- Budget: the retain validation error may rise by at most `retain_budget` (relative, default 5%).
+- Target: the forget validation error the run aims at. Default "noise": the error the original
+  model makes when its encoder sees a noise image instead of the image (what it can say about an
+  image it never learned: nothing but its known pixels); or a number R: R times the original error.
+- Strength: the method's `forget_alpha` (the weight of the forget term against the retain
+  term). While less than half the budget is used, it grows by GROW at each check; when a check
+  finds the budget exceeded, the run goes back to the best checkpoint within budget (weights and
+  optimiser state) and continues with `forget_alpha` times SHRINK.
+- Stop: when the target is reached within budget; when the budget binds (MAX_BACKOFFS returns
+  to the best checkpoint, or PATIENCE checks without new progress while more than half the
+  budget is used); or when the steps run out. The model kept is the checkpoint within budget
+  that forgot most.
+
+It acts on `forget_alpha` and on the weights only, so every method and every family gets it; the
+whole path (steps, strength, budget used, forget progress) goes into the run record.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .data import make_mask, parse_task
+from .errors import UserError, check_number
+from .metrics import hole_mse
+from .models import I2IModel, noise_like
+
+GROW = 1.5  # forget_alpha multiplier at a check that finds less than half the budget used
+SHRINK = 0.5  # forget_alpha multiplier after going back over an exceeded budget
+MAX_BACKOFFS = 3  # returns to the best checkpoint before the budget is said to bind
+PATIENCE = 4  # checks without new progress (with over half the budget used) before stopping
+MIN_GAIN = 0.01  # progress (share of the way to the target) a check must add to count as new
+
+
+@dataclass
+class ControlConfig:
+    """Settings of a controlled run (see the module docstring)."""
+
+    retain_budget: float = 0.05
+    forget_target: str = "noise"  # "noise" or a ratio to the original forget validation error
+    check_every: int = 25
+    val_images: int = 64  # held-out images per set (forget, retain)
+    task: str = "center"
+
+    def check(self) -> None:
+        check_number("retain-budget", self.retain_budget, 0, inclusive=False)
+        self.target_ratio()
+        if self.check_every < 1:
+            raise UserError("--check-every must be at least 1")
+        if self.val_images < 1:
+            raise UserError("--val-images must be at least 1")
+        parse_task(self.task)
+
+    def target_ratio(self) -> float | None:
+        """None for the noise level, else the ratio to the original forget error."""
+        if self.forget_target == "noise":
+            return None
+        try:
+            ratio = float(self.forget_target)
+        except ValueError:
+            raise UserError(f"--forget-target must be 'noise' or a ratio above 1 such as 3, "
+                            f"not {self.forget_target!r}") from None
+        check_number("forget-target", ratio, 1, inclusive=False)
+        return ratio
+
+
+class Controller:
+    """Measures the validation split every `check_every` steps and steers `method.forget_alpha`.
+
+    Called by the engine after each step as `controller(step, optimizer)`; returns True to stop.
+    `finish()` puts the best checkpoint within budget back into the model and returns the record.
+    """
+
+    def __init__(self, method, forget_val: torch.Tensor, retain_val: torch.Tensor, config: ControlConfig,
+                 parameters: list[torch.nn.Parameter], seed: int = 0, sampling_steps: int | None = None,
+                 accelerator=None):
+        self.method, self.config, self.parameters = method, config, parameters
+        self.model: I2IModel = method.model
+        self.seed, self.sampling_steps, self.accelerator = seed, sampling_steps, accelerator
+        self.images = {"forget": forget_val, "retain": retain_val}
+        self.alpha = float(method.forget_alpha)
+        self.backoffs, self.stalled, self.stop_reason = 0, 0, None
+        self.path: list[dict] = []
+        self.start = self._measure()
+        ratio = config.target_ratio()
+        if ratio is None:
+            self.target = self._noise_level()
+            self.target_source = f"noise level ({config.forget_target}: the original model's error when it sees noise)"
+        else:
+            self.target = ratio * self.start["forget_error"]
+            self.target_source = f"{ratio:g}x the original forget error"
+        self.best = self._snapshot(0, self._entry(0, self.start), None)
+        self.path.append(self.best["entry"])
+
+    # -- measuring ------------------------------------------------------------------------------
+    def _holes(self, count: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        return make_mask(self.config.task, count, self.model.image_size, self.model.mask_cell, generator)
+
+    @torch.no_grad()
+    def _error(self, images: torch.Tensor) -> float:
+        device = next(self.model.parameters()).device
+        images = images.to(device)
+        hole = self._holes(len(images)).to(device)
+        completed = self.model.complete(images, hole, torch.Generator().manual_seed(self.seed), self.sampling_steps)
+        return float(hole_mse(completed, images, hole).mean())
+
+    @torch.no_grad()
+    def _noise_level(self) -> float:
+        """The original model's forget error when its input is a noise image (before any step)."""
+        images = self.images["forget"]
+        noise = noise_like(images, self.method.noise, torch.Generator().manual_seed(self.seed + 1))
+        device = next(self.model.parameters()).device
+        hole = self._holes(len(images)).to(device)
+        with torch.random.fork_rng(devices=[]):
+            self.model.eval()
+            completed = self.model.complete(noise.to(device), hole, torch.Generator().manual_seed(self.seed),
+                                            self.sampling_steps)
+            self.method.train()
+        return float(hole_mse(completed, images.to(device), hole).mean())
+
+    @torch.no_grad()
+    def _measure(self) -> dict:
+        """Hole errors of both sets and the embedding distances (retain: to the original encoder's
+        embedding; forget: to its embedding of noise, the i2i target), under fixed draws."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.model.eval()
+            values = {f"{name}_error": self._error(images) for name, images in self.images.items()}
+            device = next(self.model.parameters()).device
+            model, teacher = self.model, self.method.teacher
+            for name, images in self.images.items():
+                images = images.to(device)
+                draw = model.draw(images, self.config.task, torch.Generator().manual_seed(self.seed))
+                if name == "retain":
+                    target = model.embed(images, draw, encoder=teacher)
+                else:
+                    target = model.embed_noise(images, draw, self.method.noise, encoder=teacher)
+                values[f"{name}_embedding_distance"] = float(model.embedding_distance(model.embed(images, draw), target))
+            self.method.train()
+        if self.accelerator is not None and self.accelerator.num_processes > 1:  # one decision on every process
+            keys = list(values)
+            device = self.accelerator.device
+            mean = self.accelerator.reduce(torch.tensor([values[k] for k in keys], device=device), "mean")
+            values = dict(zip(keys, mean.tolist()))
+        return values
+
+    def _entry(self, step: int, values: dict) -> dict:
+        retain_rise = values["retain_error"] / self.start["retain_error"] - 1
+        gap = self.target - self.start["forget_error"]
+        progress = (values["forget_error"] - self.start["forget_error"]) / gap if gap > 0 else 1.0
+        return {"step": step, "forget_alpha": round(self.alpha, 6),
+                "budget_used": round(retain_rise / self.config.retain_budget, 4),
+                "retain_rise": round(retain_rise, 5), "forget_progress": round(progress, 4),
+                "forget_ratio": round(values["forget_error"] / self.start["forget_error"], 4),
+                **{key: round(value, 6) for key, value in values.items()}}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _snapshot(self, step: int, entry: dict, optimizer) -> dict:
+        return {"step": step, "entry": entry, "weights": [p.detach().clone() for p in self.parameters],
+                "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None}
+
+    def _restore(self, optimizer) -> None:
+        with torch.no_grad():
+            for parameter, saved in zip(self.parameters, self.best["weights"]):
+                parameter.copy_(saved)
+        if optimizer is not None:
+            if self.best["optimizer"] is None:  # back to the start: a fresh optimiser state
+                getattr(optimizer, "optimizer", optimizer).state.clear()
+            else:
+                optimizer.load_state_dict(copy.deepcopy(self.best["optimizer"]))
+
+    def _better(self, entry: dict) -> bool:
+        """More progress than the best so far; where the two differ by less than MIN_GAIN, only if it
+        also spent no more budget."""
+        best = self.best["entry"]
+        return (entry["forget_progress"] >= best["forget_progress"] + MIN_GAIN
+                or (entry["forget_progress"] > best["forget_progress"] and entry["budget_used"] <= best["budget_used"]))
+
+    # -- the decision after each step -----------------------------------------------------------
+    def __call__(self, step: int, optimizer) -> bool:
+        if step % self.config.check_every:
+            return False
+        entry = self._entry(step, self._measure())
+        self.path.append(entry)
+        best_progress = self.best["entry"]["forget_progress"]
+        if entry["budget_used"] <= 1:
+            if self._better(entry):
+                self.best = self._snapshot(step, entry, optimizer)
+            if entry["forget_progress"] >= 1:
+                self.stop_reason = "target"
+                return True
+            self.stalled = 0 if entry["forget_progress"] >= best_progress + MIN_GAIN else self.stalled + 1
+            if entry["budget_used"] <= 0.5:
+                self.alpha *= GROW
+            elif self.stalled >= PATIENCE:
+                self.stop_reason = "budget"
+                return True
+        else:
+            self.backoffs += 1
+            entry["went_back_to_step"] = self.best["step"]
+            if self.backoffs >= MAX_BACKOFFS:
+                self.stop_reason = "budget"
+                return True
+            self._restore(optimizer)
+            self.alpha *= SHRINK
+            self.stalled = 0
+        self.method.forget_alpha = self.alpha
+        return False
+
+    def finish(self, steps_run: int) -> dict:
+        """Keep the best checkpoint within budget (the last step's model is checked too, when the
+        run did not stop at a check); return the record of the run's path."""
+        if self.path[-1]["step"] < steps_run:
+            entry = self._entry(steps_run, self._measure())
+            self.path.append(entry)
+            if entry["budget_used"] <= 1 and self._better(entry):
+                self.best = self._snapshot(steps_run, entry, None)
+                if entry["forget_progress"] >= 1:
+                    self.stop_reason = "target"
+        self._restore(None)
+        best = self.best["entry"]
+        reason = self.stop_reason or "steps"
+        pct = 100 * self.config.retain_budget
+        state = (f"forget validation error {best['forget_ratio']:.2f}x the original (target "
+                 f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
+                 f"{100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step {best['step']}")
+        if reason == "target":
+            message = f"target reached: {state}"
+        elif reason == "budget":
+            message = (f"the retain budget binds, the target is unreachable within it: {state}; "
+                       f"{100 * best['forget_progress']:.0f}% of the way. Raise --retain-budget to forget more")
+        else:
+            message = (f"steps ran out before the target: {state}; {100 * best['forget_progress']:.0f}% of the "
+                       "way. More --steps may forget further")
+        return {"outcome": reason if reason != "steps" else "steps_ran_out", "message": message,
+                "retain_budget": self.config.retain_budget, "forget_target": self.config.forget_target,
+                "target_error": round(self.target, 6), "target_source": self.target_source,
+                "original": {k: round(v, 6) for k, v in self.start.items()},
+                "kept_step": self.best["step"], "kept": best, "steps_run": steps_run,
+                "check_every": self.config.check_every, "task": self.config.task,
+                "validation_images": {name: len(images) for name, images in self.images.items()},
+                "path": self.path}
+
+    # -- resuming -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"alpha": self.alpha, "backoffs": self.backoffs, "stalled": self.stalled, "path": self.path,
+                "best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.alpha, self.backoffs, self.stalled = state["alpha"], state["backoffs"], state["stalled"]
+        self.path, self.best = state["path"], state["best"]
+        self.method.forget_alpha = self.alpha

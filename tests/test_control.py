@@ -1,0 +1,186 @@
+"""Controllable forgetting: the validation split, the controller's decisions, and controlled runs
+of every method and family (the budget is enforced by the kept model, not just recorded)."""
+
+import copy
+
+import pytest
+import torch
+
+from i2i_unlearn.cli import main
+from i2i_unlearn.control import GROW, MAX_BACKOFFS, PATIENCE, SHRINK, ControlConfig, Controller
+from i2i_unlearn.data import hold_out_validation, make_mask, make_splits
+from i2i_unlearn.methods import METHODS, create_method
+from i2i_unlearn.metrics import hole_mse
+from i2i_unlearn.unlearn import UnlearnConfig, unlearn
+from test_methods import _images, _synthetic_splits
+
+
+def test_validation_is_held_out_of_training_and_never_from_the_test_images():
+    splits = make_splits("fashion-mnist", 16, 1, forget_classes=["Trouser"])
+    reduced, forget_val, retain_val = hold_out_validation(splits, 64, seed=0)
+    for full, train, val in ((splits.forget, reduced.forget, forget_val), (splits.retain, reduced.retain, retain_val)):
+        assert len(val) == 64 and val.dataset is full.dataset  # training images, not test images
+        assert not set(val.indices) & set(train.indices)
+        assert set(val.indices) | set(train.indices) == set(full.indices)
+    assert reduced.forget_test is splits.forget_test and reduced.retain_test is splits.retain_test
+    assert reduced.info["validation"]["held_out_of_training"] == {"forget": 64, "retain": 64}
+    assert hold_out_validation(splits, 64, seed=1)[1].indices != forget_val.indices
+
+
+def test_a_forget_list_is_trained_on_whole_and_is_its_own_validation(tmp_path):
+    probe = make_splits("fashion-mnist", 16, 1, forget_classes=["Bag"])
+    listed = [probe.forget.dataset.ids[i] for i in probe.forget.indices[:10]]
+    (tmp_path / "forget.txt").write_text("\n".join(listed))
+    splits = make_splits("fashion-mnist", 16, 1, forget_list=str(tmp_path / "forget.txt"))
+    reduced, forget_val, _ = hold_out_validation(splits, 64, seed=0)
+    assert reduced.forget.indices == splits.forget.indices  # every listed image is trained on
+    assert sorted(forget_val.indices) == sorted(splits.forget.indices)
+
+
+def _controller(model, target="noise", budget=0.05, check_every=2):
+    method = create_method("i2i", model)
+    parameters = method.trainable_parameters()
+    config = ControlConfig(retain_budget=budget, forget_target=target, check_every=check_every, val_images=8)
+    return Controller(method, _images(8, 1), _images(8, 2), config, parameters), method, parameters
+
+
+def _scripted(controller, measurements):
+    """Feed the controller made-up measurements (forget error, retain error), one per check."""
+    values = iter(measurements)
+    controller._measure = lambda: dict(zip(("forget_error", "retain_error"), next(values)),
+                                       forget_embedding_distance=0.0, retain_embedding_distance=0.0)
+
+
+def _start(controller, forget=1.0, retain=1.0, target=3.0):
+    controller.start = {"forget_error": forget, "retain_error": retain}
+    controller.target = target
+    controller.best["entry"] = controller._entry(0, controller.start)
+    controller.path = [controller.best["entry"]]
+
+
+def test_a_check_over_budget_goes_back_to_the_best_weights_and_optimiser_state(tiny_model):
+    controller, method, parameters = _controller(tiny_model, target="3")
+    _start(controller)
+    optimizer = torch.optim.AdamW(parameters)
+    _scripted(controller, [(1.5, 1.01), (2.0, 1.5)])
+
+    def step():
+        optimizer.zero_grad()
+        sum((p ** 2).sum() for p in parameters).backward()
+        optimizer.step()
+
+    step()
+    assert controller(1, optimizer) is False and len(controller.path) == 1  # not a check step
+    assert controller(2, optimizer) is False  # within budget: the best so far
+    saved = [p.detach().clone() for p in parameters]
+    saved_moments = [optimizer.state[p]["exp_avg"].clone() for p in parameters]
+    step()
+    assert not all(torch.equal(p, b) for p, b in zip(parameters, saved))
+    assert controller(4, optimizer) is False  # 50% rise: over budget
+    assert controller.path[-1]["went_back_to_step"] == 2
+    assert all(torch.equal(p, b) for p, b in zip(parameters, saved))
+    assert all(torch.equal(optimizer.state[p]["exp_avg"], m) for p, m in zip(parameters, saved_moments))
+    assert method.forget_alpha == pytest.approx(0.2 * GROW * SHRINK)
+
+
+def test_the_run_strengthens_while_under_half_the_budget_and_stops_at_the_target(tiny_model):
+    controller, method, parameters = _controller(tiny_model, target="3")
+    _start(controller)
+    optimizer = torch.optim.AdamW(parameters)
+    _scripted(controller, [(1.5, 1.01), (2.0, 1.04), (2.5, 1.08), (3.1, 1.03)])
+    assert controller(2, optimizer) is False and method.forget_alpha == pytest.approx(0.2 * GROW)  # 20% used
+    assert controller(4, optimizer) is False and method.forget_alpha == pytest.approx(0.2 * GROW)  # 80%: hold
+    assert controller(6, optimizer) is False and controller.path[-1]["went_back_to_step"] == 4  # over budget
+    assert method.forget_alpha == pytest.approx(0.2 * GROW * SHRINK)
+    assert controller(8, optimizer) is True  # target reached within budget
+    record = controller.finish(8)
+    assert record["outcome"] == "target" and record["kept_step"] == 8 and record["message"].startswith("target")
+
+
+def test_a_binding_budget_is_said_in_one_line_and_the_best_within_it_is_kept(tiny_model):
+    controller, _, parameters = _controller(tiny_model, target="3")
+    _start(controller)
+    optimizer = torch.optim.AdamW(parameters)
+    _scripted(controller, [(1.4, 1.03)] + [(1.6, 1.2)] * MAX_BACKOFFS)
+    results = [controller(step, optimizer) for step in range(2, 2 * (MAX_BACKOFFS + 2), 2)]
+    assert results == [False] * MAX_BACKOFFS + [True]
+    record = controller.finish(2 * (MAX_BACKOFFS + 1))
+    assert record["outcome"] == "budget" and record["kept_step"] == 2
+    assert "unreachable" in record["message"] and "\n" not in record["message"]
+
+
+def test_stalled_forgetting_near_the_budget_stops(tiny_model):
+    controller, _, parameters = _controller(tiny_model, target="3")
+    _start(controller)
+    _scripted(controller, [(1.5, 1.04)] * (PATIENCE + 1))
+    results = [controller(step, torch.optim.AdamW(parameters)) for step in range(2, 2 * (PATIENCE + 2), 2)]
+    assert results == [False] * PATIENCE + [True]
+    assert controller.finish(2 * (PATIENCE + 1))["outcome"] == "budget"
+
+
+def test_steps_running_out_measures_the_last_step_and_says_so(tiny_model):
+    controller, _, parameters = _controller(tiny_model, target="3", check_every=4)
+    _start(controller)
+    _scripted(controller, [(1.5, 1.01), (1.8, 1.02)])
+    assert controller(4, torch.optim.AdamW(parameters)) is False
+    record = controller.finish(6)  # the run ended between checks: the last model is measured too
+    assert [p["step"] for p in record["path"]] == [0, 4, 6] and record["kept_step"] == 6
+    assert record["outcome"] == "steps_ran_out" and "--steps" in record["message"]
+
+
+def test_the_noise_target_is_the_original_models_error_on_noise(tiny_model):
+    controller, _, _ = _controller(tiny_model)
+    again, _, _ = _controller(copy.deepcopy(tiny_model))
+    assert controller.target == again.target > 0 and controller.start == again.start
+
+
+def _validation_error(model, images, seed=0):
+    hole = make_mask("center", len(images), model.image_size, model.mask_cell, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model.eval()
+        completed = model.complete(images, hole, torch.Generator().manual_seed(seed))
+    return float(hole_mse(completed, images, hole).mean())
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_model, name, tmp_path):
+    splits = _synthetic_splits()
+    original = copy.deepcopy(tiny_model)
+    config = UnlearnConfig(method=name, steps=8, batch_size=4, lr=3e-3, warmup_steps=1, check_every=2,
+                           val_images=8, retain_budget=0.02)
+    model, record = unlearn(tiny_model, splits, config, out=tmp_path / "out")
+    control = record["control"]
+    assert [p["step"] for p in control["path"]][:2] == [0, 2] and control["outcome"] in ("target", "budget",
+                                                                                          "steps_ran_out")
+    _, forget_val, retain_val = hold_out_validation(splits, 8, config.seed)
+    retain_images = torch.stack([retain_val[i][0] for i in range(len(retain_val))])
+    kept = _validation_error(model, retain_images)  # the saved model is the one recorded, within budget
+    assert kept == pytest.approx(control["kept"]["retain_error"], abs=2e-6)
+    assert kept <= _validation_error(original, retain_images) * (1 + config.retain_budget) + 2e-6
+    assert (tmp_path / "out" / "control.png").is_file()
+    assert record["data"]["counts"]["retain_train"] == len(splits.retain) - len(retain_val)
+
+
+def test_every_family_gets_the_control(family_model):
+    config = UnlearnConfig(steps=4, batch_size=4, lr=1e-3, warmup_steps=1, check_every=2, val_images=4)
+    _, record = unlearn(family_model, _synthetic_splits(), config)
+    assert [p["step"] for p in record["control"]["path"]][:2] == [0, 2]
+    assert record["control"]["original"]["retain_embedding_distance"] == 0  # the student starts as the teacher
+
+
+def test_a_fixed_alpha_run_is_todays_run(tiny_model):
+    config = UnlearnConfig(steps=5, batch_size=4, lr=1e-3, warmup_steps=1, retain_budget=None)
+    _, record = unlearn(tiny_model, _synthetic_splits(), config)
+    assert "control" not in record and record["history"][-1]["step"] == 5
+    assert "validation" not in record["data"]
+
+
+@pytest.mark.parametrize("flags", [["--retain-budget", "0"], ["--retain-budget", "nan"], ["--retain-budget", "-1"],
+                                   ["--forget-target", "abc"], ["--forget-target", "0.5"],
+                                   ["--forget-target", "inf"], ["--check-every", "0"], ["--val-images", "0"]])
+def test_bad_control_settings_end_in_one_line(tmp_path, capsys, flags):
+    out = tmp_path / "out"
+    code = main(["unlearn", "--model", "bundled", "--forget-classes", "Bag", "--out", str(out), *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and flags[0] in err[0]
+    assert not out.exists()
