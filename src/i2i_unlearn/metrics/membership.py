@@ -18,19 +18,11 @@ from ..data import make_mask
 
 
 def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """Area under the ROC curve for scores where higher means "positive" (Mann-Whitney U, ties count half)."""
-    scores = torch.cat([positive, negative]).double()
-    order = scores.argsort()
-    ranks = torch.empty_like(scores)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    unique, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    average = ends - (counts.double() - 1) / 2
-    ranks[order] = average[inverse]
-    n_pos, n_neg = len(positive), len(negative)
-    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
+    """Area under the ROC curve for scores where higher means "positive" (scikit-learn's)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = [1] * len(positive) + [0] * len(negative)
+    return float(roc_auc_score(labels, torch.cat([positive, negative]).double().numpy()))
 
 
 @torch.no_grad()
