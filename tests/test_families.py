@@ -185,7 +185,7 @@ def test_the_decoder_does_not_run_in_an_encoder_only_step(family_model, name):
 def test_encoder_only_unlearning_leaves_the_decoder_bit_identical(family_model, name, tmp_path):
     before = {k: v.clone() for k, v in family_model.state_dict().items()}
     encoder_ids = {id(p) for p in family_model.encoder.parameters()}
-    config = UnlearnConfig(method=name, steps=6, batch_size=4, lr=1e-3, warmup_steps=1)
+    config = UnlearnConfig(method=name, steps=6, batch_size=4, lr=1e-3, warmup_steps=1, retain_budget=None)
     model, record = unlearn(family_model, _synthetic_splits(), config, out=tmp_path / "out")
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}

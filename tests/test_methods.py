@@ -56,7 +56,7 @@ def test_a_short_run_moves_the_forget_term_the_intended_way(name, family):
 
     before = forget_term()
     config = UnlearnConfig(method=name, steps=30, batch_size=16, lr=1e-3, warmup_steps=2, mask="center",
-                           noise="constant", forget_alpha=1.0, retain_alpha=0.0)
+                           noise="constant", forget_alpha=1.0, retain_alpha=0.0, retain_budget=None)
     unlearn(model, splits, config)  # changes the model in place
     # Every method's forget term is a loss it minimises (Max Loss: minus the task loss); the
     # retain term is off here so that the direction is the forget term's alone.
@@ -66,7 +66,7 @@ def test_a_short_run_moves_the_forget_term_the_intended_way(name, family):
 def test_unlearning_changes_the_encoder_and_nothing_else(tiny_model, tmp_path):
     splits = _synthetic_splits()
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    model, record = unlearn(tiny_model, splits, UnlearnConfig(steps=15, batch_size=8, lr=1e-3, warmup_steps=2),
+    model, record = unlearn(tiny_model, splits, UnlearnConfig(steps=15, batch_size=8, lr=1e-3, warmup_steps=2, retain_budget=None),
                             out=tmp_path / "out")
     after = model.state_dict()
     encoder_keys = {"hf.vit." + k for k in model.encoder.state_dict()}
