@@ -63,7 +63,8 @@ def main() -> None:
             result = {"dataset": args.dataset, "forget_classes": splits.forget_classes, "run": name,
                       "metrics": metrics, "ratios": ratio, "forget_mse_to_retrained": distance,
                       "outcome": control.get("outcome"), "message": control.get("message"),
-                      "kept_step": control.get("kept_step"), "steps": steps, "seconds": seconds}
+                      "kept_step": control.get("kept_step"), "steps": steps, "seconds": seconds,
+                      "control": control or None}
             results.append(result)
 
             def cell(set_name: str, metric: str, digits: str) -> str:

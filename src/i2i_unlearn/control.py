@@ -10,12 +10,16 @@ two measurements differ only by the weights) and the family's embedding distance
   model makes when its encoder sees a noise image instead of the image (what it can say about an
   image it never learned: nothing but its known pixels); or a number R: R times the original error.
 - Strength: the method's `forget_alpha` (the weight of the forget term against the retain
-  term). While less than half the budget is used, it grows by GROW at each check; when a check
-  finds the budget exceeded, the run goes back to the best checkpoint within budget (weights and
-  optimiser state) and continues with `forget_alpha` times SHRINK.
+  term). While less than half the budget is used, it grows by GROW at each check. When a check
+  finds the budget exceeded, `forget_alpha` shrinks by SHRINK and the run goes on from where it
+  is, so that the retain term can repair the retain error while the forgetting done so far
+  stays; if the next checks find the retain error no longer falling (or still over budget after
+  RECOVERY_CHECKS), the run goes back to the best checkpoint within budget (weights and
+  optimiser state) and continues from there, weaker again.
 - Stop: when the target is reached within budget; when the budget binds (MAX_BACKOFFS returns
   to the best checkpoint, or PATIENCE checks without new progress while more than half the
-  budget is used); or when the steps run out. The model kept is the checkpoint within budget
+  budget is used; progress counts whether the forget error or the forget embedding distance
+  moved, as the error often lags the embedding); or when the steps run out. The model kept is the checkpoint within budget
   that forgot most.
 
 It acts on `forget_alpha` and on the weights only, so every method and every family gets it; the
@@ -37,8 +41,10 @@ from .models import I2IModel, noise_like
 GROW = 1.5  # forget_alpha multiplier at a check that finds less than half the budget used
 SHRINK = 0.5  # forget_alpha multiplier after going back over an exceeded budget
 MAX_BACKOFFS = 3  # returns to the best checkpoint before the budget is said to bind
+RECOVERY_CHECKS = 3  # over-budget checks in a row (the retain error falling) before going back
 PATIENCE = 4  # checks without new progress (with over half the budget used) before stopping
-MIN_GAIN = 0.01  # progress (share of the way to the target) a check must add to count as new
+MIN_GAIN = 0.01  # progress (share of the way to the target) that counts as new, since the last new progress
+MIN_EMBEDDING_GAIN = 0.02  # or: relative fall of the forget embedding distance since then
 
 
 @dataclass
@@ -88,7 +94,8 @@ class Controller:
         self.seed, self.sampling_steps, self.accelerator = seed, sampling_steps, accelerator
         self.images = {"forget": forget_val, "retain": retain_val}
         self.alpha = float(method.forget_alpha)
-        self.backoffs, self.stalled, self.stop_reason = 0, 0, None
+        self.backoffs, self.stalled, self.over, self.stop_reason = 0, 0, 0, None
+        self.mark = None  # the entry at the last new progress (stalling is counted from it)
         self.path: list[dict] = []
         self.start = self._measure()
         ratio = config.target_ratio()
@@ -100,6 +107,7 @@ class Controller:
             self.target_source = f"{ratio:g}x the original forget error"
         self.best = self._snapshot(0, self._entry(0, self.start), None)
         self.path.append(self.best["entry"])
+        self.mark = self.best["entry"]
 
     # -- measuring ------------------------------------------------------------------------------
     def _holes(self, count: int) -> torch.Tensor:
@@ -186,26 +194,43 @@ class Controller:
         return (entry["forget_progress"] >= best["forget_progress"] + MIN_GAIN
                 or (entry["forget_progress"] > best["forget_progress"] and entry["budget_used"] <= best["budget_used"]))
 
+    def _progressed(self, entry: dict) -> bool:
+        """New progress since the mark: in the forget error, or in the forget embedding distance (the
+        method's own objective moves first; the error follows once embeddings near the target)."""
+        mark = self.mark
+        return (entry["forget_progress"] >= mark["forget_progress"] + MIN_GAIN
+                or entry["forget_embedding_distance"] <= (1 - MIN_EMBEDDING_GAIN) * mark["forget_embedding_distance"])
+
     # -- the decision after each step -----------------------------------------------------------
     def __call__(self, step: int, optimizer) -> bool:
         if step % self.config.check_every:
             return False
         entry = self._entry(step, self._measure())
         self.path.append(entry)
-        best_progress = self.best["entry"]["forget_progress"]
+        previous = self.path[-2]
         if entry["budget_used"] <= 1:
+            self.over = 0
             if self._better(entry):
                 self.best = self._snapshot(step, entry, optimizer)
             if entry["forget_progress"] >= 1:
                 self.stop_reason = "target"
                 return True
-            self.stalled = 0 if entry["forget_progress"] >= best_progress + MIN_GAIN else self.stalled + 1
+            if self._progressed(entry):
+                self.stalled, self.mark = 0, entry
+            else:
+                self.stalled += 1
             if entry["budget_used"] <= 0.5:
                 self.alpha *= GROW
+                entry["action"] = "stronger"
             elif self.stalled >= PATIENCE:
                 self.stop_reason = "budget"
                 return True
-        else:
+        elif self.over == 0 or (self.over < RECOVERY_CHECKS and entry["retain_rise"] < previous["retain_rise"]):
+            if self.over == 0:  # just went over: weaker, and let the retain term repair from here
+                self.alpha *= SHRINK
+                entry["action"] = "weaker"
+            self.over += 1
+        else:  # over budget and not recovering: back to the best checkpoint within budget
             self.backoffs += 1
             entry["went_back_to_step"] = self.best["step"]
             if self.backoffs >= MAX_BACKOFFS:
@@ -213,7 +238,8 @@ class Controller:
                 return True
             self._restore(optimizer)
             self.alpha *= SHRINK
-            self.stalled = 0
+            self.stalled, self.over, self.mark = 0, 0, self.best["entry"]
+            entry["action"] = "back and weaker"
         self.method.forget_alpha = self.alpha
         return False
 
@@ -253,10 +279,11 @@ class Controller:
 
     # -- resuming -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"alpha": self.alpha, "backoffs": self.backoffs, "stalled": self.stalled, "path": self.path,
-                "best": self.best}
+        return {"alpha": self.alpha, "backoffs": self.backoffs, "stalled": self.stalled, "over": self.over,
+                "path": self.path, "best": self.best, "mark": self.mark}
 
     def load_state_dict(self, state: dict) -> None:
-        self.alpha, self.backoffs, self.stalled = state["alpha"], state["backoffs"], state["stalled"]
-        self.path, self.best = state["path"], state["best"]
+        self.alpha, self.backoffs, self.stalled, self.over = (state["alpha"], state["backoffs"], state["stalled"],
+                                                              state["over"])
+        self.path, self.best, self.mark = state["path"], state["best"], state["mark"]
         self.method.forget_alpha = self.alpha
