@@ -2,6 +2,7 @@
 of every method and family (the budget is enforced by the kept model, not just recorded)."""
 
 import copy
+import html
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from i2i_unlearn.control import GROW, MAX_BACKOFFS, PATIENCE, SHRINK, ControlCon
 from i2i_unlearn.data import hold_out_validation, make_mask, make_splits
 from i2i_unlearn.methods import METHODS, create_method
 from i2i_unlearn.metrics import hole_mse
+from i2i_unlearn.report import write_report
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 from test_methods import _images, _synthetic_splits
 
@@ -194,6 +196,9 @@ def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_m
     assert kept <= _validation_error(original, retain_images) * (1 + config.retain_budget) + 2e-6
     assert (tmp_path / "out" / "control.png").is_file()
     assert record["data"]["counts"]["retain_train"] == len(splits.retain) - len(retain_val)
+    page = write_report([tmp_path / "out"], tmp_path / "report.html").read_text()
+    assert html.escape(control["message"]) in page and page.count("<tr>") >= len(control["path"])
+    assert "control.png" in page
 
 
 def test_every_family_gets_the_control(family_model):

@@ -162,6 +162,11 @@ def _demo(record: dict) -> str:
     return "".join(parts) + _membership(record) + _control(record)
 
 
+def _action(point: dict) -> str:
+    action = escape(str(point.get("action", "")))
+    return f"{action} (back to step {fmt(point['went_back_to_step'])})" if "went_back_to_step" in point else action
+
+
 def _control(record: dict) -> str:
     """A controlled run's outcome and the checks along its path (plotted in control.png)."""
     control = _dict(record.get("control"))
@@ -171,13 +176,13 @@ def _control(record: dict) -> str:
     rows = [[fmt(p.get("step")), fmt(p.get("forget_alpha")), fmt(p.get("forget_ratio")),
              f"{fmt(100 * p['retain_rise'])}%" if _is_number(p.get("retain_rise")) else "–",
              fmt(p.get("budget_used")), fmt(p.get("forget_progress")),
-             f"back to step {fmt(p['went_back_to_step'])}" if "went_back_to_step" in p else ""] for p in points]
+             _action(p)] for p in points]
     return (f"<h3>retain budget and forget target</h3><p>{escape(str(control.get('message')))}</p>"
             f"<p class=\"muted\">budget: {fmt(control.get('retain_budget'))} relative rise of the retain "
             f"validation error; target: {escape(str(control.get('target_source')))}; validation images "
             f"{escape(json.dumps(control.get('validation_images')))}, checked every "
             f"{fmt(control.get('check_every'))} steps</p>"
-            + _table(["step", "forget_alpha", "forget ÷ original", "retain rise", "budget used", "progress", ""],
+            + _table(["step", "forget_alpha", "forget ÷ original", "retain rise", "budget used", "progress", "then"],
                      rows))
 
 
