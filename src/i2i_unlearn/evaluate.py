@@ -103,9 +103,13 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
     "hole", "completed"} tensors of the first `samples` images, or of every image with
     `keep_outputs` (then also "features" and "real_features").
 
-    Each set is completed once, with masks and sampler noise from a generator seeded with `seed`
-    (`steps`: the family's sampling steps), and every metric is computed from those completions:
-    two evaluations of one model give identical numbers.
+    Each set is completed once, in batches of `batch_size` images, with masks and sampler noise from
+    a generator seeded with (`seed`, batch number) (`steps`: the family's sampling steps), and every
+    metric is computed from those completions: two evaluations of one model give identical
+    numbers. Launched as several processes (`accelerate launch`, torchrun), the processes share
+    the batches out and gather what each computed, so each image counts once and the numbers are
+    those of one process. (Membership inference, `membership_auc`, is not shared out: every
+    process computes it whole.)
     """
     parse_task(task)
     model.check_steps(steps)
@@ -116,9 +120,9 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         classifier = classifier.to(device)
     cache = cache if cache is not None else {}
     model.eval()
+    rank, processes = _processes()
     metrics, examples = {}, {}
     for name, images in sets.items():
-        generator = torch.Generator().manual_seed(seed)
         key = feature_key(images, extractor)
         if key not in cache:
             stored = _load_cached(key)
@@ -128,35 +132,46 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         labels_map = None
         if classifier is not None:
             labels_map = classifier.label_map(_flatten(images)[0].class_names)
-        fakes, reals, errors, structure, logits, correct, kept = [], [], [], [], [], [], []
-        loader = DataLoader(images, batch_size=batch_size, shuffle=False)
-        start = 0
-        for truth, labels in tqdm(loader, desc=f"evaluate {name}", disable=not progress, dynamic_ncols=True,
-                                  mininterval=1.0):
+        # Batch b is process (b mod processes)'s, its draws seeded by (seed, b): each image is completed
+        # once, alike however many processes share the work.
+        batches = [list(range(start, min(start + batch_size, len(images)))) for start in range(0, len(images), batch_size)]
+        numbers = range(rank, len(batches), processes)
+        loader = DataLoader(images, batch_sampler=[batches[number] for number in numbers])
+        done = []
+        for number, (truth, labels) in zip(numbers, tqdm(loader, desc=f"evaluate {name}", dynamic_ncols=True,
+                                                         disable=not progress or rank > 0, mininterval=1.0)):
+            generator = torch.Generator().manual_seed(seed + 1_000_003 * number)
             truth = truth.to(device)
             hole = make_mask(task, truth.shape[0], model.image_size, model.mask_cell, generator).to(device)
             completed = model.complete(truth, hole, generator, steps)
             fake = extractor(completed)
-            real = extractor(truth) if real_all is None else real_all[start:start + len(truth)].to(device)
-            start += len(truth)
+            first = batches[number][0]
+            real = extractor(truth) if real_all is None else real_all[first:first + len(truth)].to(device)
+            part = {"number": number, "fake": fake.cpu(), "real": real.cpu(),
+                    "error": hole_mse(completed, truth, hole).cpu(), "ssim": ssim(completed, truth).cpu()}
             class_logits = extractor.class_logits(fake)
             if class_logits is not None:
-                logits.append(class_logits.cpu())
+                part["logits"] = class_logits.cpu()
             if labels_map is not None:
                 targets = labels_map[labels]
-                known = targets >= 0
                 predicted = classifier.class_logits(classifier(completed)).argmax(1).cpu()
-                correct.append((predicted == targets)[known])
-            fakes.append(fake.cpu())
-            reals.append(real.cpu())
-            errors.append(hole_mse(completed, truth, hole).cpu())
-            structure.append(ssim(completed, truth).cpu())
-            if keep_outputs or not kept:
-                kept.append((truth.cpu(), hole.cpu(), completed.cpu()))
-        fake_all, real_all = torch.cat(fakes).float(), torch.cat(reals).float()
+                part["correct"] = (predicted == targets)[targets >= 0]
+            if keep_outputs or number == 0:
+                part["kept"] = (truth.cpu(), hole.cpu(), completed.cpu())
+            done.append(part)
+        if processes > 1:
+            from accelerate.utils import gather_object
+
+            done = gather_object(done)  # every process gets every batch
+        done.sort(key=lambda part: part["number"])
+        joined = lambda field: [part[field] for part in done if field in part]  # noqa: E731
+        fake_all, real_all = torch.cat(joined("fake")).float(), torch.cat(joined("real")).float()
+        errors, structure, logits, correct, kept = (joined(field) for field in ("error", "ssim", "logits", "correct",
+                                                                                 "kept"))
         if key not in cache:
             cache[key] = real_all
-            _store_cached(key, real_all)
+            if rank == 0:
+                _store_cached(key, real_all)
         real_stats, fake_stats = FeatureStats(extractor.dim), FeatureStats(extractor.dim)
         real_stats.update(real_all)
         fake_stats.update(fake_all)
@@ -176,6 +191,14 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         else:
             examples[name] = {part: tensor[:samples] for part, tensor in parts.items()}
     return metrics, examples
+
+
+def _processes() -> tuple[int, int]:
+    """(this process's index, the number of processes) under an Accelerate or torchrun launch; (0, 1) otherwise."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes
 
 
 def default_classifier(dataset: str, spec: str | None = "auto"):
