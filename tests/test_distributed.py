@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from i2i_unlearn.cli import main
 from i2i_unlearn.data import make_splits
 from i2i_unlearn.evaluate import eval_sets, evaluate
 from i2i_unlearn.models import load_model
@@ -13,6 +14,7 @@ from i2i_unlearn.models import load_model
 SCRIPT = """
 import json, sys
 from accelerate import PartialState
+from i2i_unlearn.cli import main
 from i2i_unlearn.data import make_splits
 from i2i_unlearn.evaluate import eval_sets, evaluate
 from i2i_unlearn.models import load_model
@@ -49,3 +51,19 @@ def test_two_processes_evaluate_like_one(family_checkpoint, tmp_path, monkeypatc
     assert shared["retain"]["images"] == 45 and shared["forget"]["images"] == 5  # each image once
     for name, values in alone.items():
         assert shared[name] == pytest.approx(values, rel=1e-5, abs=1e-7), name
+
+
+def test_evaluate_command_under_two_processes_writes_once(tiny_checkpoint, tmp_path):
+    flags = ["--model", str(tiny_checkpoint), "--forget-classes", "Trouser", "--eval-per-class", "4",
+             "--batch-size", "8", "--task", "random:0.5", "--classifier", "none", "--cpu"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                          "i2i_unlearn.cli", "evaluate", *flags, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("membership inference AUC") == 1
+    assert main(["evaluate", *flags, "--out", str(tmp_path / "one")]) == 0
+    one, shared = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
+    assert shared["processes"] == 2 and one["processes"] == 1
+    for name, values in one["metrics"].items():
+        assert shared["metrics"][name] == pytest.approx(values, rel=1e-5), name
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "samples.png"]

@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=100)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
     compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
     compare.add_argument("--model", required=True, help=MODEL_HELP)
@@ -273,22 +274,27 @@ def _run_unlearn(args) -> None:
 def _run_evaluate(args) -> None:
     from pathlib import Path
 
+    from accelerate import PartialState
+
     from .evaluate import Evaluator
     from .models import load_model
-    from .records import RunRecord, prepare_out_dir
+    from .records import RunRecord, check_out_dir, prepare_out_dir
     from .viz import completion_rows, sample_grid
 
-    model = load_model(args.model)
+    state = PartialState(cpu=args.cpu)  # several processes (torchrun, accelerate launch) share the images out
+    model = load_model(args.model).to(state.device)
     model.check_steps(args.sampling_steps)
     splits = _splits(args, model)
     evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
                           args.sampling_steps, args.eval_per_class)
-    folder = prepare_out_dir(args.out)
+    folder = prepare_out_dir(args.out) if state.is_main_process else check_out_dir(args.out)
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples, auc = evaluator(model)
+    if not state.is_main_process:
+        return  # one writer
     record.finish(model=str(args.model), family=model.family, task=args.task, features=evaluator.extractor.name,
                   data=splits.info, metrics=metrics, membership_inference={"model": auc},
-                  evaluation=evaluator.describe())
+                  evaluation=evaluator.describe(), processes=state.num_processes)
     record.write(Path(folder) / "metrics.json")
     sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
                  for name, s in samples.items()], Path(folder) / "samples.png")
