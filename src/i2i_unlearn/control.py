@@ -266,8 +266,11 @@ class Controller:
             message = (f"the retain budget binds, the target is unreachable within it: {state}; "
                        f"{100 * best['forget_progress']:.0f}% of the way. Raise --retain-budget to forget more")
         else:
+            advice = ("More --steps may forget further" if best["budget_used"] <= 0.5 else
+                      "Most of the budget is used: more --steps may forget a little further, a larger "
+                      "--retain-budget more")
             message = (f"steps ran out before the target: {state}; {100 * best['forget_progress']:.0f}% of the "
-                       "way. More --steps may forget further")
+                       f"way. {advice}")
         return {"outcome": reason if reason != "steps" else "steps_ran_out", "message": message,
                 "retain_budget": self.config.retain_budget, "forget_target": self.config.forget_target,
                 "target_error": round(self.target, 6), "target_source": self.target_source,
