@@ -98,12 +98,12 @@ def control_plot(control: dict, path: str | Path) -> None:
               ("forget_alpha", "forget_alpha (strength)", None, None)]
     for axis, (key, label, line, line_label) in zip(axes, panels):
         axis.plot(steps, [point[key] for point in path_points], "o-", ms=3, color="tab:blue")
-        for action, marker, label in (("weaker", "v", "over budget: weaker"),
-                                      ("back and weaker", "x", "over budget: back to the best checkpoint")):
+        for action, marker, legend in (("weaker", "v", "over budget: weaker"),
+                                       ("back and weaker", "x", "over budget: back to the best checkpoint")):
             points = [point for point in path_points if point.get("action") == action]
             if points:
                 axis.scatter([p["step"] for p in points], [p[key] for p in points], marker=marker, s=50,
-                             color="tab:red", zorder=3, label=label)
+                             color="tab:red", zorder=3, label=legend)
         if line is not None:
             axis.axhline(line, color="tab:green" if line_label == "target" else "tab:red", ls="--", label=line_label)
         axis.axvline(control["kept_step"], color="grey", ls=":", label=f"kept: step {control['kept_step']}")
