@@ -19,8 +19,8 @@ two measurements differ only by the weights) and the family's embedding distance
 - Stop: when the target is reached within budget; when the budget binds (MAX_BACKOFFS returns
   to the best checkpoint, or PATIENCE checks without new progress while more than half the
   budget is used; progress counts whether the forget error or the forget embedding distance
-  moved, as the error often lags the embedding); or when the steps run out. The model kept is the checkpoint within budget
-  that forgot most.
+  moved, as the error often lags the embedding); or when the steps run out. The model kept is
+  the checkpoint within budget that forgot most.
 
 It acts on `forget_alpha` and on the weights only, so every method and every family gets it; the
 whole path (steps, strength, budget used, forget progress) goes into the run record.
@@ -39,7 +39,7 @@ from .metrics import hole_mse
 from .models import I2IModel, noise_like
 
 GROW = 1.5  # forget_alpha multiplier at a check that finds less than half the budget used
-SHRINK = 0.5  # forget_alpha multiplier after going back over an exceeded budget
+SHRINK = 0.5  # forget_alpha multiplier at a check over budget (and again on going back)
 MAX_BACKOFFS = 3  # returns to the best checkpoint before the budget is said to bind
 RECOVERY_CHECKS = 3  # over-budget checks in a row (the retain error falling) before going back
 PATIENCE = 4  # checks without new progress (with over half the budget used) before stopping
