@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from i2i_unlearn import load_model, make_splits
 from i2i_unlearn.control import ControlConfig, Controller
-from i2i_unlearn.data import hold_out_validation
+from i2i_unlearn.data import hold_out_validation, stack_images
 from i2i_unlearn.demo import bundled_retrained
 from i2i_unlearn.methods import create_method
 from i2i_unlearn.models import DEFAULT_BUNDLED
 
-import torch
-
 
 def controller_for(model, forget_val, retain_val) -> Controller:
     method = create_method("i2i", model)
-    stack = lambda subset: torch.stack([subset[i][0] for i in range(len(subset))])  # noqa: E731
-    return Controller(method, stack(forget_val), stack(retain_val), ControlConfig(), method.trainable_parameters())
+    return Controller(method, stack_images(forget_val), stack_images(retain_val), ControlConfig(),
+                      method.trainable_parameters())
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import time
 import torch
 
 from i2i_unlearn import engine, load_model, make_splits
+from i2i_unlearn.data import stack_images
 from i2i_unlearn.methods import create_method
 from i2i_unlearn.models import DEFAULT_BUNDLED
 
@@ -67,10 +68,6 @@ def hand(model, forget: torch.Tensor, retain: torch.Tensor, steps: int, batch_si
     return time.perf_counter() - start
 
 
-def stack(subset, count: int) -> torch.Tensor:
-    return torch.stack([subset[i][0] for i in range(min(count, len(subset)))])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -86,7 +83,7 @@ def main() -> None:
     for family in sorted(DEFAULT_BUNDLED):
         original = load_model(f"bundled:{family}")
         splits = make_splits("fashion-mnist", original.image_size, original.channels, forget_classes=["Trouser", "Bag"])
-        forget, retain = stack(splits.forget, 20 * args.batch_size), stack(splits.retain, 20 * args.batch_size)
+        forget, retain = (stack_images(images, 20 * args.batch_size) for images in (splits.forget, splits.retain))
         runs = {"ours": lambda m: ours(m, splits, "i2i", args.steps, args.batch_size),
                 "hand": lambda m: hand(m, forget, retain, args.steps, args.batch_size),
                 "whole": lambda m: ours(m, splits, "noisy_label", args.steps, args.batch_size)}

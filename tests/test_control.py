@@ -9,7 +9,7 @@ import torch
 
 from i2i_unlearn.cli import main
 from i2i_unlearn.control import GROW, MAX_BACKOFFS, PATIENCE, SHRINK, ControlConfig, Controller
-from i2i_unlearn.data import hold_out_validation, make_mask, make_splits
+from i2i_unlearn.data import hold_out_validation, make_mask, make_splits, stack_images
 from i2i_unlearn.methods import METHODS, create_method
 from i2i_unlearn.metrics import hole_mse
 from i2i_unlearn.report import write_report
@@ -190,7 +190,7 @@ def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_m
     assert [p["step"] for p in control["path"]][:2] == [0, 2] and control["outcome"] in ("target", "budget",
                                                                                           "steps_ran_out")
     _, forget_val, retain_val = hold_out_validation(splits, 8, config.seed)
-    retain_images = torch.stack([retain_val[i][0] for i in range(len(retain_val))])
+    retain_images = stack_images(retain_val)
     kept = _validation_error(model, retain_images)  # the saved model is the one recorded, within budget
     assert kept == pytest.approx(control["kept"]["retain_error"], abs=2e-6)
     assert kept <= _validation_error(original, retain_images) * (1 + config.retain_budget) + 2e-6

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from . import engine
-from .data import make_mask, subset_per_class
+from .data import make_mask, stack_images, subset_per_class
 from .errors import UserError, check_number
 from .metrics import hole_mse
 from .models import I2IModel
@@ -93,7 +93,7 @@ def relearn_probe(models: dict[str, I2IModel], splits, config: ProbeConfig, out:
     train_images = Subset(splits.forget.dataset, [splits.forget.indices[i] for i in chosen])
     per_class = max(1, config.eval_images // max(1, len(splits.forget_classes)))
     test = subset_per_class(splits.forget_test, per_class, config.seed)
-    test_images = torch.stack([test[i][0] for i in range(min(len(test), config.eval_images))])
+    test_images = stack_images(test, config.eval_images)
     folder = prepare_out_dir(out)
     record = RunRecord("relearn", {**config.__dict__, "sampling_steps": sampling_steps})
     curves, seconds = {}, {}

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from . import engine
-from .data import load_dataset, parse_task
+from .data import load_dataset, parse_task, stack_images
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
@@ -134,5 +134,5 @@ def _train_tokenizer(model, images, config: TrainConfig, partial: Path) -> dict:
         save_file({k: v.contiguous() for k, v in model.tokenizer.state_dict().items()}, kept)
         (partial / "tokenizer_history.json").write_text(json.dumps(history))
     test = load_dataset(config.dataset, "test", config.image_size, config.channels)
-    sample = torch.stack([test[i][0] for i in range(min(len(test), 2000))])
+    sample = stack_images(test, 2000)
     return {"settings": asdict(settings), "history": history, "test": tokenizer_quality(model.tokenizer, sample)}

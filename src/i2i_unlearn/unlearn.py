@@ -10,7 +10,7 @@ import torch
 from . import engine
 from .audit import write_certificate
 from .control import ControlConfig, Controller
-from .data import Splits, hold_out_validation, parse_task
+from .data import Splits, hold_out_validation, parse_task, stack_images
 from .errors import UserError, check_number
 from .methods import create_method
 from .models import I2IModel, checkpoint_folder
@@ -109,9 +109,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     training, controller = splits, None
     if config.control() is not None:
         training, forget_val, retain_val = hold_out_validation(splits, config.val_images, config.seed)
-        stack = lambda subset: torch.stack([subset[i][0] for i in range(len(subset))]).to(accelerator.device)  # noqa: E731
         method.to(accelerator.device)
-        controller = Controller(method, stack(forget_val), stack(retain_val), config.control(), parameters,
+        forget_val, retain_val = (stack_images(images).to(accelerator.device) for images in (forget_val, retain_val))
+        controller = Controller(method, forget_val, retain_val, config.control(), parameters,
                                 config.seed, accelerator=accelerator)
     loaders = {"forget": engine.loader(training.forget, config.batch_size, config.seed),
                "retain": engine.loader(training.retain, config.batch_size, config.seed + 1)}

@@ -57,6 +57,12 @@ def read_forget_list(path: str | Path, dataset: ImageDataset) -> list[int]:
     return sorted(set(indices))
 
 
+def stack_images(images: Dataset, limit: int | None = None) -> torch.Tensor:
+    """The first `limit` images of a dataset (all of them by default) as one tensor, labels dropped."""
+    count = len(images) if limit is None else min(limit, len(images))
+    return torch.stack([images[i][0] for i in range(count)])
+
+
 def subset_per_class(subset: Subset, per_class: int | None, seed: int = 0) -> Subset:
     """At most `per_class` images of each class of `subset`, chosen with `seed`."""
     if per_class is None:
