@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--warmup-steps", type=int, default=100)
     train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     train.add_argument("--seed", type=int, default=0)
+    _add_speed_flags(train)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
     _add_resume_flags(train)
 
@@ -185,6 +186,14 @@ def _eval_sets(args, splits):
     return eval_sets(splits, args.eval_per_class, args.seed)
 
 
+def _add_speed_flags(parser):
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="bf16: the forward pass under bfloat16 autocast, weights and optimiser in float32 "
+                             "(faster on GPUs and CPUs with bf16 units; see docs/benchmarks.md)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the step (a compilation of up to minutes first; see docs/benchmarks.md)")
+
+
 def _add_unlearn_flags(parser):
     from .methods import METHODS, NOISE_KINDS
     from .unlearn import UnlearnConfig
@@ -222,6 +231,7 @@ def _add_unlearn_flags(parser):
                         help="max gradient norm; 0 turns clipping off")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+    _add_speed_flags(parser)
 
 
 def _unlearn_config(args):
@@ -232,7 +242,8 @@ def _unlearn_config(args):
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
                          warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
                          retain_budget=None if args.fixed_alpha else args.retain_budget,
-                         forget_target=args.forget_target, check_every=args.check_every, val_images=args.val_images)
+                         forget_target=args.forget_target, check_every=args.check_every, val_images=args.val_images,
+                         precision=args.precision, compile=args.compile)
 
 
 def _splits(args, model):
@@ -356,7 +367,8 @@ def _run_train(args) -> None:
                          channels=args.channels, exclude_classes=args.exclude_classes, model=args.model_config,
                          mask=args.mask, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed,
-                         save_dtype=args.save_dtype, tokenizer=args.tokenizer, tokenizer_steps=args.tokenizer_steps)
+                         save_dtype=args.save_dtype, tokenizer=args.tokenizer, tokenizer_steps=args.tokenizer_steps,
+                         precision=args.precision, compile=args.compile)
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every)

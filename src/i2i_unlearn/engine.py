@@ -49,6 +49,14 @@ def lr_factor(step: int, config: OptimConfig) -> float:
     return 1.0
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_speed_flags(precision: str, compile: bool) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown --precision {precision!r}; use fp32 (default) or bf16")
+
+
 def make_accelerator(cpu: bool = False) -> Accelerator:
     return Accelerator(cpu=cpu)
 
@@ -98,7 +106,8 @@ class StopAndResume(Exception):
 def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader],
         config: OptimConfig, seed: int, accelerator: Accelerator, description: str = "train",
         log_every: int = 10, state: Path | None = None, state_every: int = 100, resume: bool = False,
-        identity: dict | None = None, after_step=None, extra_state=None) -> list[dict]:
+        identity: dict | None = None, after_step=None, extra_state=None, precision: str = "fp32",
+        compile: bool = False) -> list[dict]:
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
@@ -114,7 +123,14 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     each step (e.g. to measure the model along the way); when it returns True the run stops there.
     `extra_state` (anything with state_dict / load_state_dict, e.g. that callback) is saved and
     restored with the rest.
+
+    precision "bf16" runs the objective's forward pass under bfloat16 autocast (weights, gradients
+    and optimiser state stay float32); `compile` passes the objective through `torch.compile`
+    (TorchInductor), paid for by a compilation at the first step. Both are ours rather than
+    Accelerate's mixed-precision and dynamo settings, which are fixed once per process and would
+    forbid two runs with different settings in one process (`compare`, the tests).
     """
+    check_speed_flags(precision, compile)
     # Each process its own random draws (masks, noise), reproducibly: the seed plus the process index.
     set_seed(seed + accelerator.process_index)
     with_labels = getattr(objective, "uses_labels", False)
@@ -139,6 +155,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     prepared = accelerator.prepare(objective, optimizer, scheduler, *loaders.values())
     objective, optimizer, scheduler = prepared[:3]
     streams = {name: forever(data) for name, data in zip(names, prepared[3:])}
+    forward = torch.compile(objective) if compile else objective
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     if resume:
         torch.set_rng_state(saved["rng"])
         if saved.get("cuda_rng") and torch.cuda.is_available():
@@ -153,7 +171,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     try:
         for step in bar:
             batch = {name: next(stream) if with_labels else next(stream)[0] for name, stream in streams.items()}
-            loss, logs = objective(batch)
+            with autocast:
+                loss, logs = forward(batch)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if config.grad_clip:

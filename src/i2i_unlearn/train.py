@@ -37,9 +37,12 @@ class TrainConfig:
     save_dtype: str = "float32"
     tokenizer: str | None = None  # vqgan: a trained tokenizer to reuse (else one is trained first)
     tokenizer_steps: int = 2500  # vqgan: steps of tokenizer training when none is given
+    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.make_accelerator)
+    compile: bool = False  # torch.compile the step
 
     def check(self) -> None:
         """Refuse settings that cannot train a model, before anything is read or written."""
+        engine.check_speed_flags(self.precision, self.compile)
         if self.save_dtype not in ("float32", "float16", "bfloat16"):
             raise UserError(f"unknown --save-dtype {self.save_dtype}; use float32, float16 or bfloat16")
         if self.mask is not None:
@@ -96,7 +99,8 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         history = engine.run(TaskObjective(model, config.mask), parameters,
                              {"train": engine.loader(Subset(data, rows), config.batch_size, config.seed)},
                              optim, config.seed, accelerator, description="train", state=state,
-                             state_every=state_every, resume=resume, identity=asdict(config))
+                             state_every=state_every, resume=resume, identity=asdict(config),
+                             precision=config.precision, compile=config.compile)
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         model.check_finite()

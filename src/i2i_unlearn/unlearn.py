@@ -50,6 +50,8 @@ class UnlearnConfig:
     forget_target: str = "noise"
     check_every: int = 25
     val_images: int = 64
+    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.make_accelerator)
+    compile: bool = False  # torch.compile the step
 
     @property
     def max_steps(self) -> int:
@@ -63,6 +65,7 @@ class UnlearnConfig:
         return ControlConfig(self.retain_budget, self.forget_target, self.check_every, self.val_images)
 
     def check(self) -> None:
+        engine.check_speed_flags(self.precision, self.compile)
         if self.mask is not None:
             parse_task(self.mask)
         for name in ("max_steps", "batch_size"):
@@ -120,7 +123,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                              description=f"unlearn ({config.method})", state=state, state_every=state_every,
                              resume=resume, identity={"config": asdict(config), "source": source,
                                                       "data": training.info},
-                             after_step=controller, extra_state=controller)
+                             after_step=controller, extra_state=controller, precision=config.precision,
+                             compile=config.compile)
     model = accelerator.unwrap_model(method).model.eval()
     extra = {}
     if controller is not None:
