@@ -1,8 +1,12 @@
-"""Evaluation cost: 1,000 retain + 1,000 forget test images, with a cold and then a warm feature cache.
+"""Evaluation cost: retain + forget test images, with a cold and then a warm feature cache, at
+several set sizes.
 
-    python benchmarks/eval_cost.py [--per-set 1000] [--features efficientnet-lite0]
+    python benchmarks/eval_cost.py [--sizes 100,300,900] [--features efficientnet-lite0]
 
-Prints seconds per evaluation, per image, and the warm/cold ratio measured in this one run.
+For each size (images per set), an evaluation with an empty feature cache, then one with the
+real-image features on disk. Prints seconds, milliseconds and images per second, the warm/cold
+ratio, and the time per image at the largest size over that at the smallest (1.0 = linear),
+all measured in this one run.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-set", type=int, default=1000)
+    parser.add_argument("--sizes", default="100,300,900", help="images per set, comma-separated")
     parser.add_argument("--features", default="efficientnet-lite0")
     args = parser.parse_args()
-    os.environ["I2I_UNLEARN_CACHE"] = tempfile.mkdtemp(prefix="i2i-bench-cache-")
+    sizes = [int(size) for size in args.sizes.split(",")]
 
     from torch.utils.data import Subset
 
@@ -33,24 +37,39 @@ def main() -> None:
     splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=["Trouser", "Bag"])
     generator = torch.Generator().manual_seed(0)
 
-    def pick(subset):
-        rows = torch.randperm(len(subset), generator=generator)[:args.per_set].sort().values.tolist()
-        return Subset(subset.dataset, [subset.indices[i] for i in rows])
+    orders = {name: torch.randperm(len(subset), generator=generator)
+              for name, subset in (("retain", splits.retain_test), ("forget", splits.forget_test))}
 
-    sets = {"retain": pick(splits.retain_test), "forget": pick(splits.forget_test)}
-    images = sum(len(s) for s in sets.values())
+    def pick(subset, order, size):
+        return Subset(subset.dataset, [subset.indices[i] for i in order[:size].sort().values.tolist()])
+
     extractor, classifier = get_extractor(args.features), default_classifier("fashion-mnist")
-    print(f"{images} images ({', '.join(f'{k} {len(v)}' for k, v in sets.items())}), features {extractor.name}, "
-          f"{torch.get_num_threads()} threads")
-    timings = []
-    for label in ("cold cache", "warm cache (real-image features from disk)"):
-        start = time.perf_counter()
-        metrics, _ = evaluate(model, sets, extractor=extractor, classifier=classifier, progress=False)
-        seconds = time.perf_counter() - start
-        timings.append(seconds)
-        print(f"{label}: {seconds:.1f} s, {1000 * seconds / images:.1f} ms per image; "
-              f"forget FID {metrics['forget']['fid']:.3f}")
-    print(f"warm / cold = {timings[1] / timings[0]:.2f}")
+    os.environ["I2I_UNLEARN_CACHE"] = tempfile.mkdtemp(prefix="i2i-bench-cache-")  # never the user's cache
+    evaluate(model, {"warm-up": pick(splits.retain_test, orders["retain"], 8)}, extractor=extractor,
+             classifier=classifier, progress=False)  # load code and weights outside the timings
+    print(f"features {extractor.name}, {torch.get_num_threads()} threads; retain + forget images per evaluation")
+    print("| images | cold s | cold ms / image | cold images / s | warm s | warm ms / image | warm images / s | "
+          "warm ÷ cold | forget FID cold, warm |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    per_image = []
+    for size in sizes:
+        os.environ["I2I_UNLEARN_CACHE"] = tempfile.mkdtemp(prefix="i2i-bench-cache-")  # cold
+        sets = {"retain": pick(splits.retain_test, orders["retain"], size),
+                "forget": pick(splits.forget_test, orders["forget"], size)}
+        images = sum(len(s) for s in sets.values())
+        seconds, fids = [], []
+        for _ in ("cold", "warm"):
+            start = time.perf_counter()
+            metrics, _ = evaluate(model, sets, extractor=extractor, classifier=classifier, progress=False)
+            seconds.append(time.perf_counter() - start)
+            fids.append(f"{metrics['forget']['fid']:.3f}")
+        per_image.append([s / images for s in seconds])
+        print(f"| {images} | {seconds[0]:.1f} | {1000 * seconds[0] / images:.1f} | {images / seconds[0]:.1f} | "
+              f"{seconds[1]:.1f} | {1000 * seconds[1] / images:.1f} | {images / seconds[1]:.1f} | "
+              f"{seconds[1] / seconds[0]:.2f} | {', '.join(fids)} |", flush=True)
+    if len(sizes) > 1:
+        print(f"time per image at {sizes[-1]} ÷ at {sizes[0]} per set: cold {per_image[-1][0] / per_image[0][0]:.2f}, "
+              f"warm {per_image[-1][1] / per_image[0][1]:.2f} (1.00 = linear)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Our Fréchet distance against an independent numpy/scipy computation (scipy.linalg.sqrtm), on
+"""Our Fréchet distance (torchmetrics' FrechetInceptionDistance on our features) against an independent numpy/scipy computation (scipy.linalg.sqrtm), on
 feature sets shaped like real evaluations, including singular covariances (fewer images than
 feature dimensions). Prints both values, their relative difference and the time each took.
 
@@ -13,7 +13,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from i2i_unlearn.metrics import FeatureStats, frechet_distance
+from i2i_unlearn.metrics import frechet_distance
 
 
 def scipy_fid(x: np.ndarray, y: np.ndarray) -> float:
@@ -28,11 +28,8 @@ def main() -> None:
         mixing = torch.randn(dims, dims, generator=generator) / dims ** 0.5
         real = torch.relu(torch.randn(images, dims, generator=generator) @ mixing)
         fake = torch.relu(torch.randn(images, dims, generator=generator) @ mixing + 0.1)
-        a, b = FeatureStats(dims), FeatureStats(dims)
-        a.update(real)
-        b.update(fake)
         start = time.perf_counter()
-        ours = frechet_distance(a, b)
+        ours = frechet_distance(real, fake)
         ours_seconds = time.perf_counter() - start
         start = time.perf_counter()
         reference = scipy_fid(real.double().numpy(), fake.double().numpy())

@@ -22,7 +22,7 @@ import torch
 
 from i2i_unlearn.data import load_dataset
 from i2i_unlearn.metrics import get_extractor
-from i2i_unlearn.metrics.fid import FeatureStats, frechet_distance
+from i2i_unlearn.metrics.fid import frechet_distance
 from i2i_unlearn.models.vqgan import load_tokenizer
 from i2i_unlearn.tokenizer import (TokenizerConfig, decode_codes, make_tokenizer, quantize, tokenizer_quality,
                                    train_tokenizer)
@@ -46,17 +46,13 @@ def compare(args) -> None:
     test = load_dataset("fashion-mnist", "test", 32, 1)
     images = torch.stack([test[i][0] for i in range(args.images)])
     extractor = get_extractor()
-    real = FeatureStats(extractor.dim)
-    for start in range(0, len(images), 250):
-        real.update(extractor(images[start:start + 250]))
+    real = torch.cat([extractor(images[start:start + 250]) for start in range(0, len(images), 250)])
     print("| tokenizer | adversarial weight | train seconds | recon. MSE | recon. FID | codes used |")
     print("|---|---|---|---|---|---|")
     for folder in map(Path, args.folders):
         tokenizer = load_tokenizer(folder)
-        fake = FeatureStats(extractor.dim)
-        for start in range(0, len(images), 250):
-            _, z_q, _ = quantize(tokenizer, images[start:start + 250])
-            fake.update(extractor(decode_codes(tokenizer, z_q).clamp(0, 1)))
+        codes = [quantize(tokenizer, images[start:start + 250])[1] for start in range(0, len(images), 250)]
+        fake = torch.cat([extractor(decode_codes(tokenizer, z_q).clamp(0, 1)) for z_q in codes])
         quality = tokenizer_quality(tokenizer, images)
         info = json.loads((folder / "history.json").read_text())
         print(f"| {folder.name} | {info['weight']} | {info['seconds']} | {quality['reconstruction_mse']:.5f} | "

@@ -10,16 +10,11 @@ import torch
 from i2i_unlearn.data import make_splits, subset_per_class
 from i2i_unlearn.errors import UserError
 from i2i_unlearn.evaluate import evaluate, feature_key, membership_sets
-from i2i_unlearn.metrics import FeatureStats, frechet_distance, get_extractor, inception_score
+from i2i_unlearn.metrics import frechet_distance, get_extractor, inception_score
 from i2i_unlearn.metrics.classifier import Classifier, ClassifierConfig, train_classifier
 from i2i_unlearn.metrics.kid import kernel_inception_distance
 from i2i_unlearn.metrics.membership import roc_auc
 from i2i_unlearn.metrics.ssim import ssim
-
-
-class Identity(torch.nn.Module):
-    def forward(self, x):
-        return x
 
 
 def features(seed, n=60, dim=12, shift=0.0):
@@ -28,54 +23,69 @@ def features(seed, n=60, dim=12, shift=0.0):
     return torch.randn(n, dim, generator=generator) @ mixing + shift
 
 
+# The metrics are torchmetrics' objects; these tests check that we call them as the definitions say,
+# against the definitions written out here with numpy and scipy.
+
 def test_fid_matches_scipy_sqrtm():
     real, fake = features(0), features(1, shift=0.7)
-    a, b = FeatureStats(12), FeatureStats(12)
-    a.update(real[:25])
-    a.update(real[25:])  # running sums over batches
-    b.update(fake)
     x, y = real.double().numpy(), fake.double().numpy()
     mu_x, mu_y = x.mean(0), y.mean(0)
     cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
     root = scipy.linalg.sqrtm(cov_x @ cov_y).real
     expected = ((mu_x - mu_y) ** 2).sum() + np.trace(cov_x + cov_y - 2 * root)
-    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-3)
-    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-3)
+    assert frechet_distance(real, real) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_kid_matches_torchmetrics():
-    from torchmetrics.image.kid import KernelInceptionDistance
+def _mmd(x, y):
+    """Unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3."""
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
+    m, n = len(x), len(y)
+    k_xx, k_yy = kernel(x, x), kernel(y, y)
+    return ((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+            - 2 * kernel(x, y).mean())
 
+
+def test_kid_is_the_unbiased_polynomial_mmd():
     real, fake = features(2, n=40), features(3, n=40, shift=0.3)
-    reference = KernelInceptionDistance(feature=Identity(), subsets=1, subset_size=40)
-    reference.update(real, real=True)
-    reference.update(fake, real=False)
     value, spread = kernel_inception_distance(real, fake)
-    assert value == pytest.approx(float(reference.compute()[0]), rel=1e-3)
-    assert spread == 0.0
-    mean, std = kernel_inception_distance(features(4, n=300), features(5, n=300, shift=0.3), subset_size=100)
+    assert value == pytest.approx(_mmd(real.double().numpy(), fake.double().numpy()), rel=1e-6)
+    assert spread == 0.0  # both sets fit in one subset: one exact value
+    big_real, big_fake = features(4, n=300), features(5, n=300, shift=0.3)
+    mean, std = kernel_inception_distance(big_real, big_fake, subset_size=100)
     assert mean > 0 and std > 0
+    assert (mean, std) == kernel_inception_distance(big_real, big_fake, subset_size=100)  # seeded subsets
+    whole = _mmd(big_real.double().numpy(), big_fake.double().numpy())
+    assert mean == pytest.approx(whole, abs=3 * std)  # subsets estimate the same quantity
 
 
-def test_inception_score_matches_torchmetrics():
-    from torchmetrics.image.inception import InceptionScore
-
-    logits = features(6, n=50, dim=10) * 2
-    reference = InceptionScore(feature=Identity(), splits=1)
-    reference.update(logits)
-    assert inception_score(logits) == pytest.approx(float(reference.compute()[0]), rel=1e-3)
+def test_inception_score_is_exp_mean_kl():
+    logits = (features(6, n=50, dim=10) * 2).double().numpy()
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = np.exp((p * (np.log(p) - np.log(p.mean(0, keepdims=True)))).sum(1).mean())
+    assert inception_score(torch.from_numpy(logits)) == pytest.approx(expected, rel=1e-6)
     assert inception_score(torch.zeros(20, 10)) == pytest.approx(1.0)
 
 
-def test_ssim_matches_torchmetrics():
-    from torchmetrics.image import StructuralSimilarityIndexMeasure
-
+def test_ssim_follows_wang_et_al():
     torch.manual_seed(0)
-    truth = torch.rand(3, 3, 32, 32)
+    truth = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     noisy = (truth + 0.1 * torch.randn_like(truth)).clamp(0, 1)
-    reference = StructuralSimilarityIndexMeasure(data_range=1.0, reduction="none")(noisy, truth)
-    assert torch.allclose(ssim(noisy, truth), reference, atol=1e-4)
+    # Gaussian window 11, sigma 1.5, reflection padding, the map averaged over pixels and channels
+    line = np.exp(-(np.arange(11) - 5.0) ** 2 / (2 * 1.5 ** 2))
+    window = torch.from_numpy(np.outer(line, line) / line.sum() ** 2).expand(3, 1, 11, 11)
+    blur = lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (5,) * 4, mode="reflect"),  # noqa: E731
+                                                window, groups=3)
+    mu_a, mu_b = blur(noisy), blur(truth)
+    var_a, var_b = blur(noisy * noisy) - mu_a ** 2, blur(truth * truth) - mu_b ** 2
+    cov = blur(noisy * truth) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    assert torch.allclose(ssim(noisy, truth).double(), index.mean(dim=(1, 2, 3)), atol=1e-4)
     assert torch.allclose(ssim(truth, truth), torch.ones(3), atol=1e-6)
+    with pytest.raises(ValueError, match="larger"):
+        ssim(truth[..., :4, :4], truth[..., :4, :4])
 
 
 def test_roc_auc_counts_pairs_and_ties_half():

@@ -1,10 +1,12 @@
-"""--precision bf16 and --compile: the same step, faster where the hardware allows, weights in float32."""
+"""Speed settings: --precision bf16 and --compile give the same step (weights stay float32);
+--settle stops a run once its terms have settled."""
 
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
 from i2i_unlearn.data import Splits
+from i2i_unlearn.engine import settled
 from i2i_unlearn.errors import UserError
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
@@ -58,3 +60,31 @@ def test_compile_gives_the_eager_step(tiny_model):
 def test_an_unknown_precision_is_refused_before_anything_runs():
     with pytest.raises(UserError, match="precision"):
         UnlearnConfig(precision="fp8").check()
+    for tolerance in (0, 1, float("nan"), -0.1):
+        with pytest.raises(UserError, match="settle"):
+            UnlearnConfig(settle=tolerance).check()
+
+
+def test_settled_compares_the_last_two_windows_of_every_term():
+    flat = [{"forget_term": 1.0, "retain_term": 2.0}] * 10
+    assert settled(flat, 0.02, ("forget_term", "retain_term"))
+    assert not settled(flat[:9], 0.02, ("forget_term", "retain_term"))  # two whole windows needed
+    falling = [{"forget_term": 1.0 - 0.01 * i, "retain_term": 2.0} for i in range(10)]  # 5% lower in 5 points
+    assert not settled(falling, 0.02, ("forget_term", "retain_term"))
+    assert settled(falling, 0.06, ("forget_term", "retain_term"))
+    rising = [{"forget_term": 1.0, "retain_term": 2.0 + 0.02 * i} for i in range(10)]
+    assert settled(rising, 0.02, ("forget_term",)) and not settled(rising, 0.02, ("forget_term", "retain_term"))
+
+
+def test_a_settled_run_stops_early_and_says_so(tiny_model):
+    config = UnlearnConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=0, retain_budget=None, settle=0.5)
+    _, record = unlearn(tiny_model, _splits(), config)
+    assert 100 <= record["settled_at"] == record["steps_run"] < 400  # two windows of 50 steps at least
+    assert settled(record["history"], 0.5, ("forget_term", "retain_term"))
+    assert not settled(record["history"][:-1], 0.5, ("forget_term", "retain_term"))  # at its first chance
+
+
+def test_without_settle_a_fixed_run_takes_every_step(tiny_model):
+    config = UnlearnConfig(steps=30, batch_size=8, lr=1e-3, warmup_steps=0, retain_budget=None)
+    _, record = unlearn(tiny_model, _splits(), config)
+    assert record["steps_run"] == 30 and "settled_at" not in record

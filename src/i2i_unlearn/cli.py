@@ -217,6 +217,9 @@ def _add_unlearn_flags(parser):
                              "noise instead of the image) or a ratio to the original error, e.g. 3")
     parser.add_argument("--fixed-alpha", action="store_true",
                         help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
+    parser.add_argument("--settle", type=float, default=None, metavar="TOL",
+                        help="stop early once the forget and retain terms have settled: each term's mean over "
+                             "the last 50 steps within TOL (e.g. 0.02) of its mean over the 50 before")
     parser.add_argument("--check-every", type=int, default=defaults.check_every,
                         help="steps between validation checks of a controlled run")
     parser.add_argument("--val-images", type=int, default=defaults.val_images,
@@ -243,7 +246,7 @@ def _unlearn_config(args):
                          warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
                          retain_budget=None if args.fixed_alpha else args.retain_budget,
                          forget_target=args.forget_target, check_every=args.check_every, val_images=args.val_images,
-                         precision=args.precision, compile=args.compile)
+                         settle=args.settle, precision=args.precision, compile=args.compile)
 
 
 def _splits(args, model):
@@ -279,6 +282,9 @@ def _run_unlearn(args) -> None:
     if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
         if "control" in record:
             print(record["control"]["message"])
+        if "settled_at" in record:
+            print(f"the forget and retain terms settled (--settle {config.settle:g}); stopped at step "
+                  f"{record['settled_at']} of {config.max_steps}")
         print(f"unlearned in {record['seconds']:.0f} s on {record['processes']} process(es); saved to {args.out}")
 
 

@@ -99,6 +99,22 @@ def forever(data: DataLoader) -> Iterator:
         yield from data
 
 
+SETTLE_WINDOW = 5  # log points (50 steps at the default log_every of 10) per window of the settle test
+
+
+def settled(history: list[dict], tolerance: float, terms: tuple[str, ...], window: int = SETTLE_WINDOW) -> bool:
+    """Whether every logged term has settled: its mean over the last `window` log points differs
+    from its mean over the `window` before by at most `tolerance` of the latter."""
+    if len(history) < 2 * window:
+        return False
+    for term in terms:
+        recent = sum(entry[term] for entry in history[-window:]) / window
+        before = sum(entry[term] for entry in history[-2 * window:-window]) / window
+        if abs(recent - before) > tolerance * max(abs(before), 1e-12):
+            return False
+    return True
+
+
 class StopAndResume(Exception):
     """Ctrl-C arrived: the state after the last whole step is saved for `--resume`."""
 
@@ -107,7 +123,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
         config: OptimConfig, seed: int, accelerator: Accelerator, description: str = "train",
         log_every: int = 10, state: Path | None = None, state_every: int = 100, resume: bool = False,
         identity: dict | None = None, after_step=None, extra_state=None, precision: str = "fp32",
-        compile: bool = False) -> list[dict]:
+        compile: bool = False, settle: float | None = None) -> list[dict]:
     """Optimise `parameters` of `objective` for `config.steps` steps; returns the logged history.
 
     Each step draws one batch from every loader in `loaders` and passes them to the objective
@@ -123,6 +139,9 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     each step (e.g. to measure the model along the way); when it returns True the run stops there.
     `extra_state` (anything with state_dict / load_state_dict, e.g. that callback) is saved and
     restored with the rest.
+
+    With `settle` (a tolerance, e.g. 0.02) the run stops once every logged term has settled
+    (`settled`): the logged values are the same on every process, so all stop together.
 
     precision "bf16" runs the objective's forward pass under bfloat16 autocast (weights, gradients
     and optimiser state stay float32); `compile` passes the objective through `torch.compile`
@@ -201,6 +220,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                 history.append(entry)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
                 running = {}
+                terms = tuple(k for k in entry if k not in ("step", "lr", "loss")) or ("loss",)
+                stop = stop or (settle is not None and settled(history, settle, terms))
             if done == config.steps or stop:
                 break  # finished: a late Ctrl-C changes nothing
             if state is not None and accelerator.num_processes > 1:  # every process stops at the same step

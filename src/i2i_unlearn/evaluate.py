@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .data import make_mask, parse_task, subset_per_class
 from .errors import UserError
-from .metrics import (FeatureStats, embedding_cosine, frechet_distance, get_extractor, hole_mse,
+from .metrics import (embedding_cosine, frechet_distance, get_extractor, hole_mse,
                       inception_score, psnr)
 from .metrics.kid import kernel_inception_distance
 from .metrics.membership import membership_auc
@@ -172,13 +172,10 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
             cache[key] = real_all
             if rank == 0:
                 _store_cached(key, real_all)
-        real_stats, fake_stats = FeatureStats(extractor.dim), FeatureStats(extractor.dim)
-        real_stats.update(real_all)
-        fake_stats.update(fake_all)
         mse = torch.cat(errors)
         kid, kid_std = kernel_inception_distance(real_all, fake_all, seed=seed)
         metrics[name] = {"hole_mse": float(mse.mean()), "psnr": float(psnr(mse).mean()),
-                         "ssim": float(torch.cat(structure).mean()), "fid": frechet_distance(real_stats, fake_stats),
+                         "ssim": float(torch.cat(structure).mean()), "fid": frechet_distance(real_all, fake_all),
                          "kid": kid, "kid_std": kid_std,
                          "cosine": float(embedding_cosine(fake_all, real_all).mean()), "images": int(mse.numel())}
         if logits:

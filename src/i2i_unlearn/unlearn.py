@@ -50,6 +50,7 @@ class UnlearnConfig:
     forget_target: str = "noise"
     check_every: int = 25
     val_images: int = 64
+    settle: float | None = None  # stop once the logged terms have settled to within this (engine.settled)
     precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.make_accelerator)
     compile: bool = False  # torch.compile the step
 
@@ -77,6 +78,8 @@ class UnlearnConfig:
         for flag, value in (("forget-alpha", self.forget_alpha), ("retain-alpha", self.retain_alpha),
                             ("weight-decay", self.weight_decay), ("grad-clip", self.grad_clip)):
             check_number(flag, value, 0)
+        if self.settle is not None:
+            check_number("settle", self.settle, 0, high=1, inclusive=False)
         check_number("beta1", self.beta1, 0, high=1)
         check_number("beta2", self.beta2, 0, high=1)
         if self.control() is not None:
@@ -124,11 +127,14 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                              resume=resume, identity={"config": asdict(config), "source": source,
                                                       "data": training.info},
                              after_step=controller, extra_state=controller, precision=config.precision,
-                             compile=config.compile)
+                             compile=config.compile, settle=config.settle)
     model = accelerator.unwrap_model(method).model.eval()
-    extra = {}
+    steps_run = history[-1]["step"] if history else 0
+    extra = {"steps_run": steps_run}
+    if config.settle is not None and steps_run < config.max_steps and not (controller and controller.stop_reason):
+        extra["settled_at"] = steps_run
     if controller is not None:
-        extra["control"] = controller.finish(history[-1]["step"] if history else 0)
+        extra["control"] = controller.finish(steps_run)
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:

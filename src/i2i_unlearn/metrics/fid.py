@@ -1,47 +1,36 @@
-"""Fréchet distance between two sets of features (FID when the features are Inception's).
+"""Fréchet distance between two sets of features (FID when the features are Inception's):
+torchmetrics' `FrechetInceptionDistance`, which keeps float64 running sums.
 
-Statistics are running sums in float64 (like torchmetrics), so features never have to be
-kept and sets of any size fit in memory.
+Evaluation computes every image's features once (and caches real images' features on disk), then
+serves them to FID, KID, IS and the cosine alike; so the torchmetrics objects here receive
+features, not images, through `Precomputed`. Evaluation gathers the features of every process
+before it computes a metric, so the objects must not sync across processes again
+(`sync_on_compute=False`: that would count every image once per process).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 
-class FeatureStats:
-    """Running count, sum and sum of outer products of feature vectors."""
+class Precomputed(nn.Module):
+    """The identity, as a torchmetrics feature extractor for features already computed."""
 
     def __init__(self, dim: int):
-        self.count = 0
-        self.total = torch.zeros(dim, dtype=torch.float64)
-        self.outer = torch.zeros(dim, dim, dtype=torch.float64)
+        super().__init__()
+        self.num_features = dim
 
-    def update(self, features: torch.Tensor) -> None:
-        features = features.detach().to("cpu", torch.float64)
-        self.count += features.shape[0]
-        self.total += features.sum(0)
-        self.outer += features.T @ features
-
-    def mean(self) -> torch.Tensor:
-        return self.total / self.count
-
-    def covariance(self) -> torch.Tensor:
-        """Unbiased sample covariance."""
-        mean = self.mean()
-        return (self.outer - self.count * torch.outer(mean, mean)) / (self.count - 1)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
 
 
-def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
-
-    Tr((S_a S_b)^(1/2)) is the sum of square roots of the eigenvalues of S_a S_b, which are
-    real and non-negative for covariance matrices (tiny negative round-off is clipped).
-    """
-    if a.count < 2 or b.count < 2:
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of two (N, dim) feature sets."""
+    if real.shape[0] < 2 or fake.shape[0] < 2:
         raise ValueError("the Fréchet distance needs at least two samples per set")
-    mean_a, mean_b = a.mean(), b.mean()
-    cov_a, cov_b = a.covariance(), b.covariance()
-    eigenvalues = torch.linalg.eigvals(cov_a @ cov_b).real.clamp(min=0)
-    distance = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * eigenvalues.sqrt().sum()
-    return float(distance)
+    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), sync_on_compute=False)
+    metric.update(real.detach().cpu().double(), real=True)
+    metric.update(fake.detach().cpu().double(), real=False)
+    return float(metric.compute())
