@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py                       # the three bundled models, 64 + 64 images
     python benchmarks/memory.py --full-size           # ViT-MAE-Base 224 px and a Palette-size UNet 256 px
+    python benchmarks/memory.py --full-size --precision bf16   # the step under bf16 autocast
 
 Each configuration runs in a fresh process (so its peak is its own): `engine.run` with the
 paper's method (encoder-only, fixed forget_alpha) for `--steps` steps on random images of the
@@ -59,7 +60,7 @@ def resident(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure(name: str, steps: int) -> dict:
+def measure(name: str, steps: int, precision: str) -> dict:
     """One configuration, in this process."""
     import torch
 
@@ -100,7 +101,8 @@ def measure(name: str, steps: int) -> dict:
 
         targets.clear()
         model.embed = counted
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss, _ = method({"forget": torch.rand(images, *shape), "retain": torch.rand(images, *shape)})
         del model.embed, loss
         return sum(seen.values())
@@ -121,7 +123,8 @@ def measure(name: str, steps: int) -> dict:
         clock[0] = now
 
     engine.run(method, trainable, loaders, engine.OptimConfig(steps=steps, lr=3e-4), seed=0,
-               accelerator=engine.make_accelerator(cpu=True), description=name, after_step=tick)
+               accelerator=engine.make_accelerator(cpu=True), description=name, after_step=tick,
+               precision=precision)
     return {"name": name, "batch": batch, "parameters": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "parts": parts,
             "per_image": (per_batch - half) / batch, "peak": resident("VmHWM") - before,
@@ -132,20 +135,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-size", action="store_true", help="the full-size configurations")
     parser.add_argument("--steps", type=int, default=None, help="steps per configuration (default 10, full size 3)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one configuration, print JSON
     args = parser.parse_args()
     steps = args.steps or (3 if args.full_size else 10)
     if args.one:
-        print(json.dumps(measure(args.one, steps)))
+        print(json.dumps(measure(args.one, steps, args.precision)))
         return
     names = [n for n in CONFIGS if n.startswith("floor") or ("bundled" in CONFIGS[n]) != args.full_size]
     gb = 1024 ** 3
-    print(f"{steps} steps each, encoder-only (the paper's method), float32, CPU; GiB = 2^30 bytes")
+    print(f"{steps} steps each, encoder-only (the paper's method), {args.precision}, CPU; GiB = 2^30 bytes")
     print("| configuration | parameters | images / step | model + teacher | optimiser + gradients | activations "
           "| teacher targets | sum of parts | peak | peak ÷ parts | activations per image | s / step |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        result = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(steps)],
+        result = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(steps), "--precision",
+                                 args.precision],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             print(f"| {name} | failed: {result.stderr.strip().splitlines()[-1]} |")

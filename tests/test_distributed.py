@@ -154,3 +154,19 @@ def test_evaluate_command_under_two_processes_writes_once(tiny_checkpoint, tmp_p
     for name, values in one["metrics"].items():
         assert shared["metrics"][name] == pytest.approx(values, rel=1e-5), name
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "samples.png"]
+
+
+def test_demo_under_two_processes_writes_once_what_one_process_writes(tmp_path, capsys):
+    flags = ["demo", "--steps", "2", "--batch-size", "8", "--eval-per-class", "4", "--fixed-alpha", "--cpu"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                          "i2i_unlearn.cli", *flags, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("membership inference AUC") == 1 and two.stdout.count("evaluating the bundled") == 1
+    assert main([*flags, "--out", str(tmp_path / "one")]) == 0
+    one, shared = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
+    for column in ("before", "retrained"):  # the same models, evaluated on shared-out batches
+        for name, values in one[column].items():
+            assert shared[column][name] == pytest.approx(values, rel=1e-5), (column, name)
+    listing = lambda folder: sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))  # noqa: E731
+    assert listing(tmp_path / "two") == listing(tmp_path / "one")

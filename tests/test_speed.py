@@ -88,3 +88,15 @@ def test_without_settle_a_fixed_run_takes_every_step(tiny_model):
     config = UnlearnConfig(steps=30, batch_size=8, lr=1e-3, warmup_steps=0, retain_budget=None)
     _, record = unlearn(tiny_model, _splits(), config)
     assert record["steps_run"] == 30 and "settled_at" not in record
+
+
+def test_a_controlled_run_that_settles_says_so(tiny_model):
+    images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    forget = TensorDataset(images[:32], torch.zeros(32, dtype=torch.long))
+    retain = TensorDataset(images[32:], torch.ones(32, dtype=torch.long))
+    splits = Splits(forget, retain, forget, retain, ["f"], {"dataset": "synthetic"})
+    config = UnlearnConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=0, settle=0.5, retain_budget=0.5,
+                           forget_target="1000", val_images=8)  # a target no run reaches
+    _, record = unlearn(tiny_model, splits, config)
+    assert record["steps_run"] < 400 and record["control"]["outcome"] == "settled"
+    assert record["settled_at"] == record["steps_run"] and "settled" in record["control"]["message"]

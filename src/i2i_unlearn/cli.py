@@ -258,11 +258,20 @@ def _splits(args, model):
                        seed=getattr(args, "seed", 0))
 
 
+def _processes(args) -> None:
+    """Set up the launch's processes first: with --cpu, several CPU processes share the work (else a
+    GPU-less launch would be one process)."""
+    from accelerate import PartialState
+
+    PartialState(cpu=args.cpu)
+
+
 def _run_demo(args) -> None:
     from .demo import run_demo
 
     config = _unlearn_config(args)
     config.check()
+    _processes(args)
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
              features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps)
 
@@ -282,7 +291,7 @@ def _run_unlearn(args) -> None:
     if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
         if "control" in record:
             print(record["control"]["message"])
-        if "settled_at" in record:
+        if "settled_at" in record and "control" not in record:
             print(f"the forget and retain terms settled (--settle {config.settle:g}); stopped at step "
                   f"{record['settled_at']} of {config.max_steps}")
         print(f"unlearned in {record['seconds']:.0f} s on {record['processes']} process(es); saved to {args.out}")
@@ -328,6 +337,7 @@ def _run_compare(args) -> None:
 
     config = _unlearn_config(args)
     config.check()
+    _processes(args)
     methods = args.methods or list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -353,6 +363,7 @@ def _run_sweep(args) -> None:
 
     config = _unlearn_config(args)
     config.check()
+    _processes(args)
     try:
         alphas = [float(a) for a in args.alphas]
     except ValueError:

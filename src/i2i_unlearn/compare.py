@@ -17,7 +17,7 @@ from .data import Splits
 from .evaluate import Evaluator
 from .metrics import embedding_cosine, hole_mse
 from .models import checkpoint_folder, load_model
-from .records import RunRecord, prepare_out_dir
+from .records import RunRecord, main_process, prepare_out_dir
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, sample_grid
 
@@ -83,6 +83,8 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
             results[name]["to_retrained"] = distance_to(outputs["retrained"]["forget"], outputs[name]["forget"])
     payload = record.finish(data=splits.info, results=results, family=original.family,
                             evaluation=evaluator.describe(), features=evaluator.extractor.name)
+    if not main_process():  # several processes shared the work; the main one writes
+        return payload
     record.write(folder / "compare.json")
     table = markdown_table(results)
     (folder / "compare.md").write_text(table + "\n")

@@ -243,9 +243,10 @@ class Controller:
         self.method.forget_alpha = self.alpha
         return False
 
-    def finish(self, steps_run: int) -> dict:
+    def finish(self, steps_run: int, settled: bool = False) -> dict:
         """Keep the best checkpoint within budget (the last step's model is checked too, when the
-        run did not stop at a check); return the record of the run's path."""
+        run did not stop at a check); return the record of the run's path. `settled`: the run
+        stopped early because its training terms settled (--settle)."""
         if self.path[-1]["step"] < steps_run:
             entry = self._entry(steps_run, self._measure())
             self.path.append(entry)
@@ -255,7 +256,7 @@ class Controller:
                     self.stop_reason = "target"
         self._restore(None)
         best = self.best["entry"]
-        reason = self.stop_reason or "steps"
+        reason = self.stop_reason or ("settled" if settled else "steps")
         pct = 100 * self.config.retain_budget
         state = (f"forget validation error {best['forget_ratio']:.2f}x the original (target "
                  f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
@@ -265,6 +266,9 @@ class Controller:
         elif reason == "budget":
             message = (f"the retain budget binds, the target is unreachable within it: {state}; "
                        f"{100 * best['forget_progress']:.0f}% of the way. Raise --retain-budget to forget more")
+        elif reason == "settled":
+            message = (f"the training terms settled before the target (--settle): {state}; "
+                       f"{100 * best['forget_progress']:.0f}% of the way")
         else:
             advice = ("More --steps may forget further" if best["budget_used"] <= 0.5 else
                       "Most of the budget is used: more --steps may forget a little further, a larger "

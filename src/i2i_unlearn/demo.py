@@ -8,6 +8,8 @@ ends with an HTML report of everything.
 
 from __future__ import annotations
 
+import builtins
+
 import json
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from .data import make_splits
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
-from .records import now, prepare_out_dir, versions, write_json
+from .records import main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, control_plot, sample_grid, tsne_plot
@@ -71,6 +73,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, eval_per_class)
     extractor = evaluator.extractor
     folder = prepare_out_dir(out)
+    main = main_process()  # several processes share the work; the main one writes and prints
+    print = builtins.print if main else (lambda *args, **kwargs: None)
     if model.sampler_steps:
         shown = steps if steps is not None else getattr(model, "default_steps", None)
         print(f"{family}: completions use {shown} {model.sampler_steps} (--sampling-steps to change)")
@@ -102,6 +106,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
                "data": splits.info, "unlearn_config": record["config"], "control": record.get("control"),
                "versions": versions(),
                "finished": now(), "checkpoint": str(folder / "model")}
+    if not main:
+        return metrics
     write_json(folder / "metrics.json", metrics)
     add_metrics(folder / "model", {"before": before, "after": after},
                 {**evaluator.describe(), "features": features, "classifier": classifier,

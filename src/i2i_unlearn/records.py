@@ -25,13 +25,27 @@ def check_out_dir(out: str | Path) -> Path:
 
 
 def prepare_out_dir(out: str | Path) -> Path:
-    """Create `out` for new results; refuse a folder that already holds files."""
+    """Create `out` for new results; refuse a folder that already holds files. Launched as several
+    processes, every process checks before the main one creates the folder."""
+    from accelerate import PartialState
+
     folder = check_out_dir(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
+    state = PartialState()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
+    state.wait_for_everyone()
     return folder
+
+
+def main_process() -> bool:
+    """Whether this is the process that writes and prints (the only one, unless launched as several)."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def versions() -> dict:

@@ -20,7 +20,7 @@ from .data import Splits  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .evaluate import Evaluator  # noqa: E402
 from .models import load_model  # noqa: E402
-from .records import RunRecord, prepare_out_dir  # noqa: E402
+from .records import RunRecord, main_process, prepare_out_dir  # noqa: E402
 from .unlearn import UnlearnConfig, unlearn  # noqa: E402
 
 AXES = (("fid", "FID (vs ground truth)"), ("hole_mse", "hole MSE"))
@@ -76,10 +76,13 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
                            cpu=cpu,
                            source=str(model_path))
         points[alpha], _, _ = evaluator(model)
-        print(f"forget_alpha={alpha:g}: " + ", ".join(
-            f"{s} FID {points[alpha][s]['fid']:.2f} MSE {points[alpha][s]['hole_mse']:.4f}" for s in sets))
-    plot_tradeoff(points, marks, folder / "tradeoff.png")
+        if main_process():
+            print(f"forget_alpha={alpha:g}: " + ", ".join(
+                f"{s} FID {points[alpha][s]['fid']:.2f} MSE {points[alpha][s]['hole_mse']:.4f}" for s in sets))
     payload = record.finish(data=splits.info, points={str(a): p for a, p in points.items()},
                             evaluation=evaluator.describe(), features=evaluator.extractor.name)
+    if not main_process():  # several processes shared the work; the main one writes
+        return payload
+    plot_tradeoff(points, marks, folder / "tradeoff.png")
     record.write(folder / "sweep.json")
     return payload

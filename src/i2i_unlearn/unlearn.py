@@ -131,10 +131,12 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     model = accelerator.unwrap_model(method).model.eval()
     steps_run = history[-1]["step"] if history else 0
     extra = {"steps_run": steps_run}
-    if config.settle is not None and steps_run < config.max_steps and not (controller and controller.stop_reason):
+    settled = (config.settle is not None and steps_run < config.max_steps
+               and (controller is None or controller.stop_reason is None))
+    if settled:
         extra["settled_at"] = steps_run
     if controller is not None:
-        extra["control"] = controller.finish(steps_run)
+        extra["control"] = controller.finish(steps_run, settled)
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:
