@@ -170,3 +170,19 @@ def test_demo_under_two_processes_writes_once_what_one_process_writes(tmp_path, 
             assert shared[column][name] == pytest.approx(values, rel=1e-5), (column, name)
     listing = lambda folder: sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))  # noqa: E731
     assert listing(tmp_path / "two") == listing(tmp_path / "one")
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--image-size", "16", "--model-config", '{"patch_size": 4, "hidden_size": 32, "depth": 1, "heads": 2, '
+     '"decoder_hidden_size": 32, "decoder_depth": 1, "decoder_heads": 2}', "--steps", "4", "--batch-size", "8"],
+    ["train-classifier", "--image-size", "16", "--width", "4", "--steps", "4", "--batch-size", "8"]])
+def test_training_under_two_processes_writes_once(command, tmp_path):
+    out = tmp_path / "two"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                             "i2i_unlearn.cli", *command, "--cpu", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("trained") == 1  # one process speaks
+    record = json.loads((out / "train_record.json").read_text())
+    assert record["processes"] == 2 and record["history"]
+    assert not list(tmp_path.glob("two.*"))  # no temporary or partial folder left behind

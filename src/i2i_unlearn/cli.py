@@ -304,7 +304,7 @@ def _run_evaluate(args) -> None:
 
     from .evaluate import Evaluator
     from .models import load_model
-    from .records import RunRecord, check_out_dir, prepare_out_dir
+    from .records import RunRecord, prepare_out_dir
     from .viz import completion_rows, sample_grid
 
     state = PartialState(cpu=args.cpu)  # several processes (torchrun, accelerate launch) share the images out
@@ -313,7 +313,7 @@ def _run_evaluate(args) -> None:
     splits = _splits(args, model)
     evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
                           args.sampling_steps, args.eval_per_class)
-    folder = prepare_out_dir(args.out) if state.is_main_process else check_out_dir(args.out)
+    folder = prepare_out_dir(args.out)  # every process checks it, the first creates it
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples, auc = evaluator(model)
     if not state.is_main_process:
@@ -389,8 +389,9 @@ def _run_train(args) -> None:
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every)
-    print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
-          f"final loss {record['final_loss']:.4f}; saved to {args.out}")
+    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+        print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
+              f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
 
 def _run_report(args) -> None:
@@ -408,8 +409,9 @@ def _run_train_classifier(args) -> None:
                               width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed)
     record = train_classifier(config, args.out, cpu=args.cpu)
-    print(f"trained in {record['seconds']:.0f} s; test accuracy {record['test_accuracy']:.4f} on "
-          f"{record['test_images']} images; saved to {args.out}")
+    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+        print(f"trained in {record['seconds']:.0f} s; test accuracy {record['test_accuracy']:.4f} on "
+              f"{record['test_images']} images; saved to {args.out}")
 
 
 def _run_relearn_probe(args) -> None:

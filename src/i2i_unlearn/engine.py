@@ -52,7 +52,7 @@ def lr_factor(step: int, config: OptimConfig) -> float:
 PRECISIONS = ("fp32", "bf16")
 
 
-def check_speed_flags(precision: str, compile: bool) -> None:
+def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise UserError(f"unknown --precision {precision!r}; use fp32 (default) or bf16")
 
@@ -149,7 +149,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     Accelerate's mixed-precision and dynamo settings, which are fixed once per process and would
     forbid two runs with different settings in one process (`compare`, the tests).
     """
-    check_speed_flags(precision, compile)
+    check_precision(precision)
     # Each process its own random draws (masks, noise), reproducibly: the seed plus the process index.
     set_seed(seed + accelerator.process_index)
     with_labels = getattr(objective, "uses_labels", False)

@@ -37,12 +37,12 @@ class TrainConfig:
     save_dtype: str = "float32"
     tokenizer: str | None = None  # vqgan: a trained tokenizer to reuse (else one is trained first)
     tokenizer_steps: int = 2500  # vqgan: steps of tokenizer training when none is given
-    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.make_accelerator)
+    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.run)
     compile: bool = False  # torch.compile the step
 
     def check(self) -> None:
         """Refuse settings that cannot train a model, before anything is read or written."""
-        engine.check_speed_flags(self.precision, self.compile)
+        engine.check_precision(self.precision)
         if self.save_dtype not in ("float32", "float16", "bfloat16"):
             raise UserError(f"unknown --save-dtype {self.save_dtype}; use float32, float16 or bfloat16")
         if self.mask is not None:

@@ -51,7 +51,7 @@ class UnlearnConfig:
     check_every: int = 25
     val_images: int = 64
     settle: float | None = None  # stop once the logged terms have settled to within this (engine.settled)
-    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.make_accelerator)
+    precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.run)
     compile: bool = False  # torch.compile the step
 
     @property
@@ -66,7 +66,7 @@ class UnlearnConfig:
         return ControlConfig(self.retain_budget, self.forget_target, self.check_every, self.val_images)
 
     def check(self) -> None:
-        engine.check_speed_flags(self.precision, self.compile)
+        engine.check_precision(self.precision)
         if self.mask is not None:
             parse_task(self.mask)
         for name in ("max_steps", "batch_size"):

@@ -163,7 +163,8 @@ def train_classifier(config: ClassifierConfig, out: str | Path, cpu: bool = Fals
     network = accelerator.unwrap_model(network).cpu()
     test_accuracy = accuracy(network, test_set)
     payload = record.finish(test_accuracy=test_accuracy, test_images=len(test_set), train_images=len(train_set),
-                            final_loss=history[-1]["loss"] if history else None, history=history)
+                            final_loss=history[-1]["loss"] if history else None,
+                            processes=accelerator.num_processes, history=history)
     if accelerator.is_main_process:  # one writer, however many processes trained
         with atomic_out_dir(folder) as temporary:
             (temporary / "config.json").write_text(json.dumps(
