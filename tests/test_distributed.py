@@ -185,4 +185,4 @@ def test_training_under_two_processes_writes_once(command, tmp_path):
     assert result.stdout.count("trained") == 1  # one process speaks
     record = json.loads((out / "train_record.json").read_text())
     assert record["processes"] == 2 and record["history"]
-    assert not list(tmp_path.glob("two.*"))  # no temporary or partial folder left behind
+    assert list(tmp_path.iterdir()) == [out]  # no temporary or partial folder left behind

@@ -49,6 +49,7 @@ def test_compile_gives_the_eager_step(tiny_model):
     # its own way, so only a draw-free step can be compared number for number.
     reference = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     _, compiled, _ = _run(tiny_model, compile=True, mask="center", noise="constant")
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     tiny_model.load_state_dict(reference)

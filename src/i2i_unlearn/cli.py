@@ -8,6 +8,7 @@ import os
 import sys
 
 from .errors import UserError
+from .records import main_process
 
 
 MODEL_HELP = "checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)"
@@ -288,7 +289,7 @@ def _run_unlearn(args) -> None:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model), resume=args.resume,
                         state_every=args.state_every)
-    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+    if main_process():  # one line, also when launched as several processes
         if "control" in record:
             print(record["control"]["message"])
         if "settled_at" in record and "control" not in record:
@@ -389,7 +390,7 @@ def _run_train(args) -> None:
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every)
-    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+    if main_process():  # one line, also when launched as several processes
         print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
               f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
@@ -409,7 +410,7 @@ def _run_train_classifier(args) -> None:
                               width=args.width, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed)
     record = train_classifier(config, args.out, cpu=args.cpu)
-    if os.environ.get("RANK", "0") == "0":  # one line, also when launched as several processes
+    if main_process():  # one line, also when launched as several processes
         print(f"trained in {record['seconds']:.0f} s; test accuracy {record['test_accuracy']:.4f} on "
               f"{record['test_images']} images; saved to {args.out}")
 

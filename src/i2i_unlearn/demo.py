@@ -8,8 +8,6 @@ ends with an HTML report of everything.
 
 from __future__ import annotations
 
-import builtins
-
 import json
 from pathlib import Path
 
@@ -74,17 +72,20 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     extractor = evaluator.extractor
     folder = prepare_out_dir(out)
     main = main_process()  # several processes share the work; the main one writes and prints
-    print = builtins.print if main else (lambda *args, **kwargs: None)
+
+    def say(*text):
+        if main:
+            print(*text)
     if model.sampler_steps:
         shown = steps if steps is not None else getattr(model, "default_steps", None)
-        print(f"{family}: completions use {shown} {model.sampler_steps} (--sampling-steps to change)")
+        say(f"{family}: completions use {shown} {model.sampler_steps} (--sampling-steps to change)")
 
     def measure(name: str, network, keep: bool = False):
-        print(f"evaluating {name} on {len(sets['retain'])} retain and {len(sets['forget'])} forget test images ...")
+        say(f"evaluating {name} on {len(sets['retain'])} retain and {len(sets['forget'])} forget test images ...")
         return evaluator(network, keep_outputs=keep)
 
     before, before_samples, auc_before = measure("the bundled model", model)
-    print(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
+    say(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
           f"{len(splits.retain)} retain training images) ...")
     model, record = unlearn(model, splits, config, out=folder / "model", cpu=cpu, source=str(checkpoint))
     after, after_samples, auc_after = measure("the unlearned model", model, keep=True)
@@ -127,11 +128,11 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     if record.get("control"):
         control_plot(record["control"], folder / "control.png")
     report = write_report([folder], folder / "report.html")
-    print(format_table(columns))
-    print("membership inference AUC (0.5 = cannot tell members): "
+    say(format_table(columns))
+    say("membership inference AUC (0.5 = cannot tell members): "
           + ", ".join(f"{name} {value:.3f}" for name, value in auc.items()))
     if record.get("control"):
-        print(record["control"]["message"])
-    print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
+        say(record["control"]["message"])
+    say(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
           f"and {report.name}")
     return metrics

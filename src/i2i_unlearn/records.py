@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -24,28 +25,45 @@ def check_out_dir(out: str | Path) -> Path:
     return folder
 
 
+def _distributed():
+    """torch.distributed when this is one of several processes of a launch, else None."""
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
+
+
 def prepare_out_dir(out: str | Path) -> Path:
     """Create `out` for new results; refuse a folder that already holds files. Launched as several
     processes, every process checks before the main one creates the folder."""
-    from accelerate import PartialState
-
     folder = check_out_dir(out)
-    state = PartialState()
-    state.wait_for_everyone()
-    if state.is_main_process:
+    dist = _distributed()
+    if dist is None or dist.get_rank() == 0:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
-    state.wait_for_everyone()
+        except OSError:
+            pass  # said below, by every process alike
+    if dist is not None:
+        dist.barrier()
+    if not folder.is_dir():
+        raise UserError(f"cannot create --out {folder}; pick a writable place")
     return folder
 
 
 def main_process() -> bool:
     """Whether this is the process that writes and prints (the only one, unless launched as several)."""
-    from accelerate import PartialState
+    dist = _distributed()
+    return dist is None or dist.get_rank() == 0
 
-    return PartialState().is_main_process
+
+def run_identity(config) -> dict:
+    """The settings a resumed run must share with the saved one: all but `compile` (which changes
+    how the step runs, not what it computes), and the speed settings only when not at their
+    defaults (so a state saved before they existed still resumes)."""
+    identity = {key: value for key, value in dataclasses.asdict(config).items() if key != "compile"}
+    for key, default in (("settle", None), ("precision", "fp32")):
+        if identity.get(key) == default:
+            identity.pop(key, None)
+    return identity
 
 
 def versions() -> dict:

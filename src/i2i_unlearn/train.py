@@ -14,7 +14,7 @@ from . import engine
 from .data import load_dataset, parse_task, stack_images
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
-from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
+from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 
 
 @dataclass
@@ -99,7 +99,7 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         history = engine.run(TaskObjective(model, config.mask), parameters,
                              {"train": engine.loader(Subset(data, rows), config.batch_size, config.seed)},
                              optim, config.seed, accelerator, description="train", state=state,
-                             state_every=state_every, resume=resume, identity=asdict(config),
+                             state_every=state_every, resume=resume, identity=run_identity(config),
                              precision=config.precision, compile=config.compile)
     model = accelerator.unwrap_model(model)
     if accelerator.is_main_process:

@@ -14,7 +14,7 @@ from .data import Splits, hold_out_validation, parse_task, stack_images
 from .errors import UserError, check_number
 from .methods import create_method
 from .models import I2IModel, checkpoint_folder
-from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state
+from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 from .viz import control_plot
 
 
@@ -124,7 +124,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     with failure_recorded(folder, record, state, accelerator.is_main_process):
         history = engine.run(method, parameters, loaders, optim, config.seed, accelerator,
                              description=f"unlearn ({config.method})", state=state, state_every=state_every,
-                             resume=resume, identity={"config": asdict(config), "source": source,
+                             resume=resume, identity={"config": run_identity(config), "source": source,
                                                       "data": training.info},
                              after_step=controller, extra_state=controller, precision=config.precision,
                              compile=config.compile, settle=config.settle)
@@ -133,10 +133,11 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     extra = {"steps_run": steps_run}
     settled = (config.settle is not None and steps_run < config.max_steps
                and (controller is None or controller.stop_reason is None))
-    if settled:
-        extra["settled_at"] = steps_run
     if controller is not None:
         extra["control"] = controller.finish(steps_run, settled)
+        settled = extra["control"]["outcome"] == "settled"  # the last step may still reach the target
+    if settled:
+        extra["settled_at"] = steps_run
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:

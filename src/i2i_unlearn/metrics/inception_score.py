@@ -18,7 +18,7 @@ def inception_score(logits: torch.Tensor) -> float:
         warnings.filterwarnings("ignore", message=".*degrees of freedom")
         metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=1, sync_on_compute=False)
         metric.update(logits.detach().cpu().double())
-        with torch.random.fork_rng():  # it shuffles the set first, which one split makes irrelevant
+        with torch.random.fork_rng(devices=[]):  # it shuffles the set first, which one split makes irrelevant
             torch.manual_seed(0)
             mean, _ = metric.compute()
     return float(mean)

@@ -28,7 +28,7 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
                                          subset_size=size, sync_on_compute=False)
     metric.update(real.detach().cpu().double(), real=True)
     metric.update(fake.detach().cpu().double(), real=False)
-    with torch.random.fork_rng():  # torchmetrics draws the subsets from the global generator
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from the global generator
         torch.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), 0.0 if exact else float(std)

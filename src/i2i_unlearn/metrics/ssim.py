@@ -7,9 +7,12 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+SIGMA = 1.5  # torchmetrics sizes the Gaussian window from it: 2 * int(3.5 * sigma + 0.5) + 1 = 11
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM between two batches (N, C, H, W) in [0, 1], shape (N,)."""
-    if min(a.shape[-2:]) <= window // 2:
-        raise ValueError(f"SSIM needs images larger than {window // 2}x{window // 2} pixels")
-    return structural_similarity_index_measure(a.double(), b.double(), gaussian_kernel=True, sigma=sigma,
-                                               kernel_size=window, data_range=1.0, reduction="none").float()
+    if min(a.shape[-2:]) <= 5:  # the window's half width: reflection padding needs more pixels
+        raise ValueError("SSIM needs images larger than 5x5 pixels")
+    return structural_similarity_index_measure(a.double(), b.double(), gaussian_kernel=True, sigma=SIGMA,
+                                               data_range=1.0, reduction="none").float()
