@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--target", default="3")
     parser.add_argument("--fixed-alpha", action="store_true")
     parser.add_argument("--settle", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=UnlearnConfig.lr)
     args = parser.parse_args()
     print("| family | unlearning s | steps | outcome | retain MSE | forget MSE | retrained forget MSE | "
           "goal met | retraining s | unlearning ÷ retraining |")
@@ -44,7 +45,7 @@ def main() -> None:
         reference, _, _ = evaluator(load_model(retrained_path))
         retrain_seconds = json.loads((checkpoint_folder(retrained_path) / "train_record.json").read_text())["seconds"]
         start = time.perf_counter()
-        config = UnlearnConfig(forget_target=args.target, settle=args.settle,
+        config = UnlearnConfig(forget_target=args.target, settle=args.settle, lr=args.lr,
                                retain_budget=None if args.fixed_alpha else UnlearnConfig.retain_budget)
         model, record = unlearn(original, splits, config)
         seconds = time.perf_counter() - start
