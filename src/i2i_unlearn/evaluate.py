@@ -29,6 +29,7 @@ from .metrics.kid import kernel_inception_distance
 from .metrics.membership import membership_auc
 from .metrics.ssim import ssim
 from .models import I2IModel
+from .records import processes as launch_processes
 
 CACHE_ENV = "I2I_UNLEARN_CACHE"
 
@@ -120,7 +121,7 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         classifier = classifier.to(device)
     cache = cache if cache is not None else {}
     model.eval()
-    rank, processes = _processes()
+    rank, processes = launch_processes()
     metrics, examples = {}, {}
     for name, images in sets.items():
         key = feature_key(images, extractor)
@@ -188,14 +189,6 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         else:
             examples[name] = {part: tensor[:samples] for part, tensor in parts.items()}
     return metrics, examples
-
-
-def _processes() -> tuple[int, int]:
-    """(this process's index, the number of processes) under an Accelerate or torchrun launch; (0, 1) otherwise."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    return state.process_index, state.num_processes
 
 
 def default_classifier(dataset: str, spec: str | None = "auto"):

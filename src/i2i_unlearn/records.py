@@ -49,10 +49,16 @@ def prepare_out_dir(out: str | Path) -> Path:
     return folder
 
 
+def processes() -> tuple[int, int]:
+    """(this process's index, the number of processes) of a launch (torchrun, accelerate launch);
+    (0, 1) for a single process."""
+    dist = _distributed()
+    return (dist.get_rank(), dist.get_world_size()) if dist is not None else (0, 1)
+
+
 def main_process() -> bool:
     """Whether this is the process that writes and prints (the only one, unless launched as several)."""
-    dist = _distributed()
-    return dist is None or dist.get_rank() == 0
+    return processes()[0] == 0
 
 
 def run_identity(config) -> dict:
