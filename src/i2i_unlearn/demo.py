@@ -86,7 +86,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
 
     before, before_samples, auc_before = measure("the bundled model", model)
     say(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
-          f"{len(splits.retain)} retain training images) ...")
+        f"{len(splits.retain)} retain training images) ...")
     model, record = unlearn(model, splits, config, out=folder / "model", cpu=cpu, source=str(checkpoint))
     after, after_samples, auc_after = measure("the unlearned model", model, keep=True)
     columns = {"before": before, "after": after}
@@ -128,11 +128,11 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     if record.get("control"):
         control_plot(record["control"], folder / "control.png")
     report = write_report([folder], folder / "report.html")
-    say(format_table(columns))
-    say("membership inference AUC (0.5 = cannot tell members): "
+    print(format_table(columns))
+    print("membership inference AUC (0.5 = cannot tell members): "
           + ", ".join(f"{name} {value:.3f}" for name, value in auc.items()))
     if record.get("control"):
-        say(record["control"]["message"])
-    say(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
+        print(record["control"]["message"])
+    print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
           f"and {report.name}")
     return metrics

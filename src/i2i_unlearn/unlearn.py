@@ -131,11 +131,10 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     model = accelerator.unwrap_model(method).model.eval()
     steps_run = history[-1]["step"] if history else 0
     extra = {"steps_run": steps_run}
-    settled = (config.settle is not None and steps_run < config.max_steps
-               and (controller is None or controller.stop_reason is None))
-    if controller is not None:
+    settled = config.settle is not None and steps_run < config.max_steps  # stopped early, by --settle
+    if controller is not None:  # unless the controller stopped it (or the last step reached the target)
         extra["control"] = controller.finish(steps_run, settled)
-        settled = extra["control"]["outcome"] == "settled"  # the last step may still reach the target
+        settled = extra["control"]["outcome"] == "settled"
     if settled:
         extra["settled_at"] = steps_run
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
