@@ -60,11 +60,32 @@ def resident(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def step_seconds(method, trainable, batch: int, steps: int, description: str = "step", **settings) -> list[float]:
+    """The seconds each of `steps` steps of `method` takes through `engine.run` (`settings`: its
+    precision, compile), on random images of the model's size, `batch` forget + `batch` retain."""
+    import torch
+
+    from i2i_unlearn import engine
+
+    model = method.model
+    images = torch.utils.data.TensorDataset(torch.rand(4 * batch, model.channels, model.image_size, model.image_size))
+    loaders = {"forget": engine.loader(images, batch, 0), "retain": engine.loader(images, batch, 1)}
+    times, clock = [], [time.perf_counter()]
+
+    def tick(step, optimizer):
+        now = time.perf_counter()
+        times.append(now - clock[0])
+        clock[0] = now
+
+    engine.run(method, trainable, loaders, engine.OptimConfig(steps=steps, lr=3e-4), seed=0,
+               accelerator=engine.make_accelerator(cpu=True), description=description, after_step=tick, **settings)
+    return times
+
+
 def measure(name: str, steps: int, precision: str) -> dict:
     """One configuration, in this process."""
     import torch
 
-    from i2i_unlearn import engine
     from i2i_unlearn.methods import create_method
     from i2i_unlearn.models import DEFAULT_BUNDLED, create_model, load_model
 
@@ -112,19 +133,7 @@ def measure(name: str, steps: int, precision: str) -> dict:
     per_batch = activations(batch)
     parts = {"teacher targets": sum(targets), "model": size(model.parameters()), "teacher": size(method.teacher.parameters()),
              "optimizer": 2 * size(trainable), "gradients": size(trainable), "activations": per_batch}
-    images = torch.utils.data.TensorDataset(torch.rand(4 * batch, *shape))
-    loaders = {"forget": engine.loader(images, batch, 0), "retain": engine.loader(images, batch, 1)}
-    times = []
-    clock = [time.perf_counter()]
-
-    def tick(step, optimizer):
-        now = time.perf_counter()
-        times.append(now - clock[0])
-        clock[0] = now
-
-    engine.run(method, trainable, loaders, engine.OptimConfig(steps=steps, lr=3e-4), seed=0,
-               accelerator=engine.make_accelerator(cpu=True), description=name, after_step=tick,
-               precision=precision)
+    times = step_seconds(method, trainable, batch, steps, description=name, precision=precision)
     return {"name": name, "batch": batch, "parameters": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "parts": parts,
             "per_image": (per_batch - half) / batch, "peak": resident("VmHWM") - before,

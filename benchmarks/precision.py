@@ -15,38 +15,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from memory import CONFIGS, step_seconds  # benchmarks/memory.py, beside this script
 
-from i2i_unlearn import engine
 from i2i_unlearn.methods import create_method
 from i2i_unlearn.models import DEFAULT_BUNDLED, create_model, load_model
 
-MAE_BASE = {"image_size": 224, "channels": 3, "patch_size": 16, "hidden_size": 768, "depth": 12, "heads": 12,
-            "decoder_hidden_size": 512, "decoder_depth": 8, "decoder_heads": 16}
+MAE_BASE = CONFIGS["ViT-MAE-Base 224 px"]["settings"]
 SETTINGS = {"float32": {}, "bf16": {"precision": "bf16"}, "compiled": {"compile": True},
             "compiled + bf16": {"precision": "bf16", "compile": True}}
 
 
 def step_times(build, batch: int, steps: int, settings: dict) -> list[float]:
     torch.manual_seed(0)
-    model = build()
-    method = create_method("i2i", model)
-    trainable = method.trainable_parameters()
-    images = torch.utils.data.TensorDataset(torch.rand(4 * batch, model.channels, model.image_size, model.image_size))
-    loaders = {"forget": engine.loader(images, batch, 0), "retain": engine.loader(images, batch, 1)}
-    times, clock = [], [time.perf_counter()]
-
-    def tick(step, optimizer):
-        now = time.perf_counter()
-        times.append(now - clock[0])
-        clock[0] = now
-
+    method = create_method("i2i", build())
     torch._dynamo.reset()
-    engine.run(method, trainable, loaders, engine.OptimConfig(steps=steps, lr=3e-4), seed=0,
-               accelerator=engine.make_accelerator(cpu=True), description="step", after_step=tick, **settings)
-    return times
+    return step_seconds(method, method.trainable_parameters(), batch, steps, **settings)
 
 
 def main() -> None:
