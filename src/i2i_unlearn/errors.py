@@ -20,6 +20,6 @@ def check_number(flag: str, value: float, low: float, inclusive: bool = True, hi
     """Refuse a numeric flag that is not finite, below `low` (or equal, unless `inclusive`) or at least `high`."""
     if not math.isfinite(value) or value < low or (value == low and not inclusive) or \
             (high is not None and value >= high):
-        bound = f"in [{low}, {high})" if high is not None else (f"at least {low}" if inclusive
+        bound = f"in {'[' if inclusive else '('}{low}, {high})" if high is not None else (f"at least {low}" if inclusive
                                                                  else f"greater than {low}")
         raise UserError(f"--{flag} {value} is out of range; it must be a finite number {bound}")
