@@ -155,6 +155,20 @@ def test_slow_steady_forgetting_is_not_a_stall(tiny_model):
         assert not any(controller(step, torch.optim.AdamW(parameters)) for step in range(2, 6 * PATIENCE, 2))
 
 
+def test_a_run_that_forgets_nothing_says_so_and_does_not_blame_the_budget(tiny_model):
+    # the forget error falls at every check while the retain error rises past the budget: the run
+    # goes back to step 0 until it stops; nothing was forgotten, and the message says that
+    controller, _, parameters = _controller(tiny_model, target="3")
+    _start(controller)
+    _scripted(controller, [(1 - 0.01 * i, 1.2) for i in range(1, 4 * MAX_BACKOFFS)])
+    results = [controller(step, torch.optim.AdamW(parameters)) for step in range(2, 8 * MAX_BACKOFFS, 2)]
+    assert True in results
+    record = controller.finish(2 * (results.index(True) + 1))
+    assert record["outcome"] == "no_progress" and record["kept_step"] == 0
+    assert record["message"].startswith("no progress") and "budget binds" not in record["message"]
+    assert "0.9" in record["message"] and "\n" not in record["message"]  # the fall is quoted
+
+
 def test_steps_running_out_measures_the_last_step_and_says_so(tiny_model):
     controller, _, parameters = _controller(tiny_model, target="3", check_every=4)
     _start(controller)
@@ -187,8 +201,8 @@ def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_m
                            val_images=8, retain_budget=0.02)
     model, record = unlearn(tiny_model, splits, config, out=tmp_path / "out")
     control = record["control"]
-    assert [p["step"] for p in control["path"]][:2] == [0, 2] and control["outcome"] in ("target", "budget",
-                                                                                          "steps_ran_out")
+    assert [p["step"] for p in control["path"]][:2] == [0, 2] and control["outcome"] in (
+        "target", "budget", "steps_ran_out", "no_progress")
     _, forget_val, retain_val = hold_out_validation(splits, 8, config.seed)
     retain_images = stack_images(retain_val)
     kept = _validation_error(model, retain_images)  # the saved model is the one recorded, within budget

@@ -20,7 +20,9 @@ two measurements differ only by the weights) and the family's embedding distance
   to the best checkpoint, or PATIENCE checks without new progress while more than half the
   budget is used; progress counts whether the forget error or the forget embedding distance
   moved, as the error often lags the embedding); or when the steps run out. The model kept is
-  the checkpoint within budget that forgot most.
+  the checkpoint within budget that forgot most. A run that kept no progress at all (the forget
+  error never rose by MIN_GAIN of the way) ends as "no_progress", whatever stopped it: the
+  budget is not to blame when nothing was forgotten.
 
 It acts on `forget_alpha` and on the weights only, so every method and every family gets it; the
 whole path (steps, strength, budget used, forget progress) goes into the run record.
@@ -151,9 +153,11 @@ class Controller:
                 draw = model.draw(images, self.config.task, torch.Generator().manual_seed(self.seed))
                 if name == "retain":
                     target = model.embed(images, draw, encoder=teacher)
+                    distance = model.embedding_distance(model.embed(images, draw), target)
                 else:
                     target = model.embed_noise(images, draw, self.method.noise, encoder=teacher)
-                values[f"{name}_embedding_distance"] = float(model.embedding_distance(model.embed(images, draw), target))
+                    distance = model.forget_distance(model.embed(images, draw), target)
+                values[f"{name}_embedding_distance"] = float(distance)
             self.method.train()
         if self.accelerator is not None and self.accelerator.num_processes > 1:  # one decision on every process
             keys = list(values)
@@ -261,7 +265,15 @@ class Controller:
         state = (f"forget validation error {best['forget_ratio']:.2f}x the original (target "
                  f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
                  f"{100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step {best['step']}")
-        if reason == "target":
+        if reason != "target" and best["forget_progress"] < MIN_GAIN:
+            reason = "no_progress"  # whatever stopped it, the budget did not: nothing was forgotten
+            ratios = [point["forget_ratio"] for point in self.path[1:]]
+            trend = (f"the forget validation error went {min(ratios):.2f}x to {max(ratios):.2f}x the original over "
+                     f"{len(ratios)} checks" if ratios else "no check was made")
+            message = (f"no progress: {trend} while forget_alpha reached {max(p['forget_alpha'] for p in self.path):.3g}; "
+                       f"{state}. The method does not separate the forget set from the retain set on this model: "
+                       "try another --method, or check the forget classes")
+        elif reason == "target":
             message = f"target reached: {state}"
         elif reason == "budget":
             message = (f"the retain budget binds, the target is unreachable within it: {state}; "

@@ -181,6 +181,15 @@ class I2IModel(nn.Module, abc.ABC):
         """Mean squared error per tensor, summed over the tensors."""
         return sum(F.mse_loss(a, b) for a, b in zip(student, target, strict=True))
 
+    def forget_embedding(self, embedding: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The part of an embedding that the forget term of the paper's method moves: all of it by
+        default (the retain term always compares all of it)."""
+        return embedding
+
+    def forget_distance(self, student: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
+        """`embedding_distance` over the part `forget_embedding` selects."""
+        return self.embedding_distance(self.forget_embedding(student), self.forget_embedding(target))
+
     @abc.abstractmethod
     def predict(self, images: torch.Tensor, draw: Draw) -> torch.Tensor:
         """The model's one training forward pass on `images` under `draw` (e.g. predicted noise)."""

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UserError
-from .base import Draw, I2IModel, load_checked
+from .base import Draw, I2IModel, load_checked, noise_like
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
@@ -48,6 +48,8 @@ class DiffusionModel(I2IModel):
     default_mask = "hybrid"
     sampler_steps = "DDIM steps"
     default_steps = 50
+    #: which embedding maps the forget term moves: "deep" (the mid block's resolution) or "all"
+    forget_scope = "deep"
 
     def __init__(self, unet: UNet2DModel, schedule: dict | None = None, source: str = "this model"):
         super().__init__()
@@ -251,10 +253,30 @@ class DiffusionModel(I2IModel):
     def embed(self, images, draw, encoder=None):
         return self._embed(images, draw, encoder)
 
-    def embed_noise(self, images, draw, noise="normal", encoder=None):
-        # Palette's forget target: the same timestep and noise draw, pure noise in the hole,
-        # context kept. The diffusion noise is Gaussian by definition; `noise` does not apply.
-        return self._embed(images, draw, encoder, pure_noise=True)
+    def forget_embedding(self, embedding):
+        """The maps at the mid block's resolution (the last down level's and the mid block's), or all
+        of them with `forget_scope = "all"` (the official code). The shallow maps (conv_in and the first
+        levels) are local filters that cannot tell one class from another: pulling them towards noise
+        changes every image alike (docs/results.md, "Why the diffusion model did not forget")."""
+        if self.forget_scope == "all":
+            return embedding
+        deepest = embedding[-1].shape[-2:]
+        return [tensor for tensor in embedding if tensor.shape[-2:] == deepest]
+
+    def embed_noise(self, images, draw, noise="normal", encoder=None, region: str = "image"):
+        """The forget target's embedding under the same draw (timestep, diffusion noise, hole).
+
+        "image" (the default): the input built from a noise image of the kind `noise` in place of
+        each image, known pixels included: the paper's E0(T(n)) (Eq. 10). "hole": the official
+        Palette code's target, pure noise in the hole of the noisy target and the image's own known
+        pixels kept. The "hole" target keeps the context that tells the classes apart and, at high
+        noise, equals the student's input almost exactly, so it asks for nearly no change where a
+        sampler decides what to draw (docs/results.md, "Why the diffusion model did not forget")."""
+        if region == "hole":
+            return self._embed(images, draw, encoder, pure_noise=True)
+        if region != "image":
+            raise UserError(f"unknown forget target region {region!r}; choose 'image' or 'hole'")
+        return self._embed(noise_like(images, noise), draw, encoder)
 
     def _denoise(self, inputs: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         return self._decode(*self._encode(inputs, timesteps))
