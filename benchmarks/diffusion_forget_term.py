@@ -82,7 +82,7 @@ def main() -> None:
     student = model.embed(forget, draw)
     parameters = list(model.encoder.parameters())
     losses = [F.mse_loss(a, b) for a, b in zip(student, target)]
-    total = float(sum(losses))
+    total = float(sum(loss.detach() for loss in losses))
     print("\n| map | shape | share of the forget loss (hole target) | encoder gradient norm |\n|---|---|---|---|")
     for i, loss in enumerate(losses):
         grads = torch.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
