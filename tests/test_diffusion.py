@@ -138,7 +138,7 @@ def test_a_folder_of_two_families_is_refused(tmp_path, tiny, tiny_model):
         load_model(tmp_path / "m")
 
 
-def test_the_forget_term_moves_the_maps_at_the_mid_blocks_resolution_only(tiny):
+def test_the_forget_term_moves_the_maps_at_the_mid_blocks_resolution_only(tiny, monkeypatch):
     images = _images(4)
     draw = tiny.draw(images)
     embedding = tiny.embed(images, draw)
@@ -154,11 +154,8 @@ def test_the_forget_term_moves_the_maps_at_the_mid_blocks_resolution_only(tiny):
     by_hand = sum(torch.nn.functional.mse_loss(a, b) for a, b in zip(student, target) if a.shape[-1] == smallest)
     torch.manual_seed(3)
     assert torch.allclose(method.forget_term(images, draw, images), by_hand)
-    try:  # the official code's scope: every map
-        DiffusionModel.forget_scope = "all"
-        assert len(tiny.forget_embedding(embedding)) == len(embedding)
-    finally:
-        DiffusionModel.forget_scope = "deep"
+    monkeypatch.setattr(DiffusionModel, "forget_scope", "all")  # the official code's scope: every map
+    assert len(tiny.forget_embedding(embedding)) == len(embedding)
 
 
 def test_on_the_bundled_model_the_official_target_vanishes_at_high_noise_and_the_image_target_does_not():

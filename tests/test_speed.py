@@ -99,5 +99,7 @@ def test_a_controlled_run_that_settles_says_so(tiny_model):
     config = UnlearnConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=0, settle=0.5, retain_budget=0.5,
                            forget_target="1000", val_images=8)  # a target no run reaches
     _, record = unlearn(tiny_model, splits, config)
-    assert record["steps_run"] < 400 and record["control"]["outcome"] == "settled"
-    assert record["settled_at"] == record["steps_run"] and "settled" in record["control"]["message"]
+    assert record["steps_run"] < 400 and record["control"]["stopped_by"] == "settled"
+    assert record["settled_at"] == record["steps_run"] and "settled (--settle)" in record["control"]["message"]
+    # forget and retain images are alike (uniform noise): nothing was forgotten, and the outcome says that
+    assert record["control"]["outcome"] == "no_progress" and record["control"]["kept_step"] == 0

@@ -21,7 +21,7 @@ two measurements differ only by the weights) and the family's embedding distance
   budget is used; progress counts whether the forget error or the forget embedding distance
   moved, as the error often lags the embedding); or when the steps run out. The model kept is
   the checkpoint within budget that forgot most. A run that kept no progress at all (the forget
-  error never rose by MIN_GAIN of the way) ends as "no_progress", whatever stopped it: the
+  error rose by less than MIN_GAIN of the way and less than MIN_RISE) ends as "no_progress", whatever stopped it: the
   budget is not to blame when nothing was forgotten.
 
 It acts on `forget_alpha` and on the weights only, so every method and every family gets it; the
@@ -47,6 +47,8 @@ RECOVERY_CHECKS = 3  # over-budget checks in a row (the retain error falling) be
 PATIENCE = 4  # checks without new progress (with over half the budget used) before stopping
 MIN_GAIN = 0.01  # progress (share of the way to the target) that counts as new, since the last new progress
 MIN_EMBEDDING_GAIN = 0.02  # or: relative fall of the forget embedding distance since then
+MIN_RISE = 0.02  # a kept forget error less than this much (relative) over the original's, and under
+# MIN_GAIN of the way to the target, is no progress (the way alone misjudges a far target)
 
 
 @dataclass
@@ -151,12 +153,12 @@ class Controller:
             for name, images in self.images.items():
                 images = images.to(device)
                 draw = model.draw(images, self.config.task, torch.Generator().manual_seed(self.seed))
+                student = model.embed(images, draw)
                 if name == "retain":
-                    target = model.embed(images, draw, encoder=teacher)
-                    distance = model.embedding_distance(model.embed(images, draw), target)
+                    distance = model.embedding_distance(student, model.embed(images, draw, encoder=teacher))
                 else:
                     target = model.embed_noise(images, draw, self.method.noise, encoder=teacher)
-                    distance = model.forget_distance(model.embed(images, draw), target)
+                    distance = model.forget_distance(student, target)
                 values[f"{name}_embedding_distance"] = float(distance)
             self.method.train()
         if self.accelerator is not None and self.accelerator.num_processes > 1:  # one decision on every process
@@ -260,18 +262,20 @@ class Controller:
                     self.stop_reason = "target"
         self._restore(None)
         best = self.best["entry"]
-        reason = self.stop_reason or ("settled" if settled else "steps")
+        reason = stopped_by = self.stop_reason or ("settled" if settled else "steps")
         pct = 100 * self.config.retain_budget
         state = (f"forget validation error {best['forget_ratio']:.2f}x the original (target "
                  f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
                  f"{100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step {best['step']}")
-        if reason != "target" and best["forget_progress"] < MIN_GAIN:
+        if reason != "target" and best["forget_progress"] < MIN_GAIN and best["forget_ratio"] < 1 + MIN_RISE:
             reason = "no_progress"  # whatever stopped it, the budget did not: nothing was forgotten
             ratios = [point["forget_ratio"] for point in self.path[1:]]
             trend = (f"the forget validation error went {min(ratios):.2f}x to {max(ratios):.2f}x the original over "
                      f"{len(ratios)} checks" if ratios else "no check was made")
-            message = (f"no progress: {trend} while forget_alpha reached {max(p['forget_alpha'] for p in self.path):.3g}; "
-                       f"{state}. The method does not separate the forget set from the retain set on this model: "
+            why = {"settled": "the training terms settled (--settle)", "steps": "the steps ran out",
+                   "budget": "the retain budget was exceeded"}[stopped_by]
+            message = (f"no progress: {trend} while forget_alpha reached {max(p['forget_alpha'] for p in self.path):.3g} "
+                       f"until {why}; {state}. The method does not separate the forget set from the retain set on this model: "
                        "try another --method, or check the forget classes")
         elif reason == "target":
             message = f"target reached: {state}"
@@ -288,6 +292,7 @@ class Controller:
             message = (f"steps ran out before the target: {state}; {100 * best['forget_progress']:.0f}% of the "
                        f"way. {advice}")
         return {"outcome": reason if reason != "steps" else "steps_ran_out", "message": message,
+                "stopped_by": stopped_by if stopped_by != "steps" else "steps_ran_out",
                 "retain_budget": self.config.retain_budget, "forget_target": self.config.forget_target,
                 "target_error": round(self.target, 6), "target_source": self.target_source,
                 "original": {k: round(v, 6) for k, v in self.start.items()},

@@ -134,7 +134,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     settled = config.settle is not None and steps_run < config.max_steps  # stopped early, by --settle
     if controller is not None:  # unless the controller stopped it (or the last step reached the target)
         extra["control"] = controller.finish(steps_run, settled)
-        settled = extra["control"]["outcome"] == "settled"
+        settled = extra["control"]["stopped_by"] == "settled"
     if settled:
         extra["settled_at"] = steps_run
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),

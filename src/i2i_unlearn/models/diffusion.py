@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UserError
-from .base import Draw, I2IModel, load_checked, noise_like
+from .base import Draw, I2IModel, load_checked
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type",
@@ -276,7 +276,7 @@ class DiffusionModel(I2IModel):
             return self._embed(images, draw, encoder, pure_noise=True)
         if region != "image":
             raise UserError(f"unknown forget target region {region!r}; choose 'image' or 'hole'")
-        return self._embed(noise_like(images, noise), draw, encoder)
+        return super().embed_noise(images, draw, noise, encoder)
 
     def _denoise(self, inputs: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         return self._decode(*self._encode(inputs, timesteps))
