@@ -10,6 +10,13 @@ a chain.
 An image's hash is that of its file for a folder dataset (the bytes the user holds), and that of
 its stored uint8 pixels for a built-in set. A checkpoint's hash covers its config files and
 weights (sorted by relative path), not the records written beside them.
+
+The certificate is sealed (format 2, docs/certificates.md): `field_digests` holds the SHA-256 of
+each field's canonical JSON (one level into dict fields, e.g. `config.lr`), `digest` the SHA-256
+of the canonical JSON of everything but `digest` and `signature`; `verify` recomputes both and
+names the field that changed. A child certificate links to its parent by the parent's digest.
+With a signing key (Ed25519, PEM), `signature` holds the signature of the same canonical bytes
+and the public key is written beside the certificate as certificate.pub.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from torch.utils.data import Subset
 from .errors import UserError
 
 CERTIFICATE = "certificate.json"
+PUBLIC_KEY = "certificate.pub"
+FORMAT = 2
+SEAL_FIELDS = ("digest", "signature")  # the fields the digest does not cover
 CHECKPOINT_FILES = ("*.json", "*.safetensors")
-RECORDS = {CERTIFICATE, "unlearn_record.json", "train_record.json", "metrics.json"}
+RECORDS = {CERTIFICATE, PUBLIC_KEY, "unlearn_record.json", "train_record.json", "metrics.json"}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -106,20 +116,175 @@ def describe_data(splits) -> dict:
             "retain": {"count": len(retain), "sha256": set_digest(retain)}}
 
 
-def parent_certificate(source: Path | None) -> str | None:
-    """SHA-256 of the source checkpoint's certificate, when it was itself unlearned."""
-    if source is not None and (source / CERTIFICATE).is_file():
-        return sha256_file(source / CERTIFICATE)
-    return None
+# -- sealing: digest and signature ---------------------------------------------------------------
+def canonical(value) -> bytes:
+    """The bytes a digest and a signature cover: JSON with sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def write_certificate(folder: Path, record: dict, splits, source: Path | None, metrics: dict | None = None) -> Path:
-    """Write `folder`/certificate.json for the unlearning run `record` that saved a model in `folder`."""
+def _body(certificate: dict) -> dict:
+    return {key: value for key, value in certificate.items() if key not in SEAL_FIELDS}
+
+
+def field_digests(body: dict) -> dict[str, str]:
+    """SHA-256 of each field's canonical JSON; a non-empty dict field per key (`config.lr`)."""
+    digests = {}
+    for key, value in body.items():
+        if key == "field_digests":
+            continue
+        if isinstance(value, dict) and value:
+            digests.update({f"{key}.{inner}": sha256_bytes(canonical(item)) for inner, item in value.items()})
+        else:
+            digests[key] = sha256_bytes(canonical(value))
+    return digests
+
+
+def load_signing_key(path: str | Path):
+    """An Ed25519 private key from a PEM file (unencrypted PKCS#8, as `openssl genpkey -algorithm
+    ed25519` writes it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = _read_key(path, lambda data: load_pem_private_key(data, password=None), "private")
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UserError(f"--sign-key {path} is not an Ed25519 key; make one with "
+                        "'openssl genpkey -algorithm ed25519 -out key.pem'")
+    return key
+
+
+def load_public_key(path: str | Path):
+    """An Ed25519 public key from a PEM file (what certificate.pub holds)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = _read_key(path, load_pem_public_key, "public")
+    if not isinstance(key, Ed25519PublicKey):
+        raise UserError(f"{path} is not an Ed25519 public key; pass the certificate.pub of your signing key")
+    return key
+
+
+def _read_key(path, parse, kind: str):
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read the {kind} key {path}: {exc.strerror or exc}") from None
+    try:
+        return parse(data)
+    except (ValueError, TypeError) as exc:  # not PEM, encrypted, or another kind of key
+        raise UserError(f"{path} is not an unencrypted PEM {kind} key ({str(exc).splitlines()[0]})") from None
+
+
+def _public_pem(public_key) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_fingerprint(public_key) -> str:
+    """SHA-256 of the raw 32-byte Ed25519 public key."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return sha256_bytes(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def seal(certificate: dict, key=None) -> dict:
+    """The certificate with its field digests, digest and (with `key`) signature made afresh."""
+    body = json.loads(json.dumps(_body(certificate), default=str))  # exactly what the file will hold
+    body["format"] = FORMAT
+    body["field_digests"] = field_digests(body)
+    sealed = {**body, "digest": sha256_bytes(canonical(body))}
+    if key is not None:
+        import base64
+
+        sealed["signature"] = {"algorithm": "Ed25519", "key_sha256": key_fingerprint(key.public_key()),
+                               "value": base64.b64encode(key.sign(canonical(body))).decode()}
+    return sealed
+
+
+def _write_sealed(folder: Path, certificate: dict, key) -> Path:
     from .records import write_json
 
+    path = folder / CERTIFICATE
+    write_json(path, seal(certificate, key))
+    if key is not None:
+        (folder / PUBLIC_KEY).write_bytes(_public_pem(key.public_key()))
+    return path
+
+
+def certificate_digest(certificate: dict) -> str:
+    """The digest of a certificate's content as it is now (whatever its `digest` field says)."""
+    return sha256_bytes(canonical(_body(certificate)))
+
+
+def parent_certificate(source: Path | None) -> str | None:
+    """The link to the source checkpoint's certificate, when it was itself unlearned: its digest
+    (format 2), or the SHA-256 of its file (format 1, which had no digest)."""
+    if source is None or not (source / CERTIFICATE).is_file():
+        return None
+    try:
+        parent = json.loads((source / CERTIFICATE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        parent = None
+    if isinstance(parent, dict) and parent.get("format", 1) >= 2:
+        return certificate_digest(parent)
+    return sha256_file(source / CERTIFICATE)
+
+
+def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | None = None,
+               notes: list[str] | None = None, must_be_signed: bool = True) -> list[str]:
+    """Every field of a certificate changed since it was sealed, and a signature that does not hold.
+    `public_key`: the key the signature must be made with (the organisation's); without it the
+    signature is checked against the key beside the certificate (`key_file`), which proves only
+    that the two agree. An unsigned certificate is a mismatch under `public_key` when
+    `must_be_signed`, else a note (an earlier deletion, made before the organisation signed)."""
+    notes = notes if notes is not None else []
+    if certificate.get("format", 1) < 2:
+        notes.append(f"{where} is a format 1 certificate: it has no digest of its own content, so its fields "
+                     "cannot be checked")
+        if public_key is not None and must_be_signed:
+            return [f"{where} is not signed (format 1), but --public-key asks for a signature"]
+        return []
+    body = _body(certificate)
+    stored, now = certificate.get("field_digests") or {}, field_digests(body)
+    problems = [f"{where}: field {name} has " + ("been removed" if name not in now else "been added"
+                                                 if name not in stored else "changed") + " since it was sealed"
+                for name in sorted(set(stored) | set(now)) if stored.get(name) != now.get(name)]
+    if not problems and certificate.get("digest") != certificate_digest(certificate):
+        problems.append(f"{where}: its digest does not match its content (the digest or field_digests was edited)")
+    signature = certificate.get("signature")
+    if signature is None:
+        if public_key is not None and must_be_signed:
+            problems.append(f"{where} is not signed, but --public-key asks for a signature")
+        elif public_key is not None:
+            notes.append(f"{where} is not signed; only its digest was checked")
+        return problems
+    key = public_key
+    if key is None:
+        if key_file is None or not key_file.is_file():
+            return problems + [f"{where} is signed, but its public key {key_file} is missing; pass --public-key"]
+        key = load_public_key(key_file)
+        notes.append(f"{where}: signature checked with the key beside it (SHA-256 {key_fingerprint(key)[:16]}...); "
+                     "pass --public-key to check that it is your organisation's")
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        key.verify(base64.b64decode(signature.get("value", ""), validate=True), canonical(body))
+    except (InvalidSignature, ValueError, TypeError):
+        holder = "the given --public-key" if public_key is not None else f"the key in {key_file}"
+        problems.append(f"{where}: the signature does not hold for {holder}"
+                        + (" (signed by another key)" if signature.get("key_sha256") != key_fingerprint(key) else ""))
+    return problems
+
+
+def write_certificate(folder: Path, record: dict, splits, source: Path | None, metrics: dict | None = None,
+                      key=None) -> Path:
+    """Write `folder`/certificate.json for the unlearning run `record` that saved a model in `folder`,
+    sealed (and signed with `key`, an Ed25519 private key)."""
     config = record["config"]
     certificate = {
-        "kind": "i2i-unlearn deletion certificate", "format": 1,
+        "kind": "i2i-unlearn deletion certificate", "format": FORMAT,
         "method": config["method"], "family": config.get("family"), "seed": config["seed"], "config": config,
         "data": describe_data(splits),
         "original_checkpoint": ({"path": str(source), **checkpoint_digest(source)} if source is not None else None),
@@ -128,19 +293,16 @@ def write_certificate(folder: Path, record: dict, splits, source: Path | None, m
         "versions": record["versions"], "started": record["started"], "finished": record["finished"],
         "metrics": metrics,
     }
-    path = folder / CERTIFICATE
-    write_json(path, certificate)
-    return path
+    return _write_sealed(folder, certificate, key)
 
 
-def add_metrics(folder: Path, metrics: dict, evaluation: dict) -> None:
-    """Record the before/after metrics of a deletion (and how to recompute them) in its certificate."""
-    from .records import write_json
-
+def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None) -> None:
+    """Record the before/after metrics of a deletion (and how to recompute them) in its certificate,
+    sealed again (and signed again with `key`)."""
     path = Path(folder) / CERTIFICATE
     certificate = json.loads(path.read_text())
     certificate["metrics"], certificate["evaluation"] = metrics, evaluation
-    write_json(path, certificate)
+    _write_sealed(Path(folder), certificate, key)
 
 
 def _load(path: Path) -> dict:
@@ -155,6 +317,12 @@ def _load(path: Path) -> dict:
         raise UserError(f"{path} is not valid JSON; the certificate is damaged") from None
     if not isinstance(certificate, dict) or certificate.get("kind") != "i2i-unlearn deletion certificate":
         raise UserError(f"{path} is not an i2i-unlearn deletion certificate")
+    for field, inner in (("unlearned_checkpoint", "files"), ("data", "request"), ("data", "forget"),
+                         ("data", "retain"), ("config", None)):
+        value = certificate.get(field)
+        if not isinstance(value, dict) or (inner is not None and not isinstance(value.get(inner), dict)):
+            name = field if not isinstance(value, dict) else f"{field}.{inner}"
+            raise UserError(f"{path} has no valid field {name}; the certificate is damaged")
     return certificate
 
 
@@ -169,9 +337,9 @@ def _splits(certificate: dict):
                        seed=certificate["seed"])
 
 
-def reevaluate(path: str | Path, tolerance: float = 1e-6) -> list[str]:
+def reevaluate(path: str | Path, tolerance: float = 1e-6, notes: list[str] | None = None) -> list[str]:
     """Recompute the metrics a certificate records (original and unlearned model) and name every
-    one that differs by more than `tolerance` (relative)."""
+    one that differs by more than `tolerance` (relative). A certificate with no metrics is a note."""
     from .evaluate import Evaluator, eval_sets
     from .models import load_model
 
@@ -179,7 +347,9 @@ def reevaluate(path: str | Path, tolerance: float = 1e-6) -> list[str]:
     certificate = _load(path)
     folder = path if path.is_dir() else path.parent
     if not certificate.get("metrics"):
-        return ["the certificate records no metrics to recompute (it was not evaluated)"]
+        if notes is not None:
+            notes.append("the certificate records no metrics (the run was not evaluated), so none were recomputed")
+        return []
     how = certificate["evaluation"]
     splits = _splits(certificate)
     evaluator = Evaluator(splits, eval_sets(splits, how["eval_per_class"], how["seed"]), how["task"], how["features"],
@@ -203,15 +373,19 @@ def reevaluate(path: str | Path, tolerance: float = 1e-6) -> list[str]:
     return problems
 
 
-def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = None) -> list[str]:
+def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = None,
+           public_key=None, earlier: bool = False) -> list[str]:
     """Every mismatch between a certificate and what is on disk now, walking the chain of
-    certificates back to the first original; empty when all holds. What could not be checked
-    (forget images deleted since, as a deletion request may ask) goes to `notes`."""
+    certificates back to the first original; empty when all holds: the certificate's own fields
+    (its seal), its signature (against `public_key` when given), the checkpoints and the data.
+    What could not be checked (forget images deleted since, as a deletion request may ask) goes
+    to `notes`. `earlier`: a certificate further down the chain."""
     path = Path(path)
     certificate = _load(path)
     notes = notes if notes is not None else []
-    problems = []
     folder = path if path.is_dir() else path.parent
+    problems = check_seal(certificate, f"certificate {folder / CERTIFICATE}", public_key, folder / PUBLIC_KEY, notes,
+                          must_be_signed=not earlier)
     now = checkpoint_digest(folder)
     stored = certificate["unlearned_checkpoint"]
     for name in sorted(set(stored["files"]) | set(now["files"])):
@@ -230,7 +404,8 @@ def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = 
             if parent_certificate(source) != certificate.get("parent_certificate"):
                 problems.append(f"the certificate of {source} does not match the one this deletion recorded")
             elif certificate.get("parent_certificate"):
-                problems += [f"earlier deletion: {problem}" for problem in verify(source, check_data, notes)]
+                problems += [f"earlier deletion: {problem}"
+                             for problem in verify(source, check_data, notes, public_key, earlier=True)]
     if check_data:
         problems += _verify_data(certificate, notes)
     return problems

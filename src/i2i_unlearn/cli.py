@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
     _add_eval_flags(demo)
     _add_unlearn_flags(demo)
+    _add_sign_flag(demo)
 
     unlearn = commands.add_parser("unlearn", help="make a checkpoint forget a forget set")
     unlearn.add_argument("--model", required=True, help=MODEL_HELP)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(unlearn)
     _add_resume_flags(unlearn)
     _add_unlearn_flags(unlearn)
+    _add_sign_flag(unlearn)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
     evaluate.add_argument("--model", required=True, help=MODEL_HELP)
@@ -157,7 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("certificate", help="an unlearned checkpoint folder or its certificate.json")
     verify.add_argument("--no-data", action="store_true", help="skip re-hashing the forget and retain data")
     verify.add_argument("--evaluate", action="store_true", help="also recompute the recorded metrics")
+    verify.add_argument("--public-key", default=None,
+                        help="PEM public key the certificate must be signed with (your organisation's); "
+                             "without it a signature is checked against the certificate.pub beside it")
     return parser
+
+
+def _add_sign_flag(parser):
+    parser.add_argument("--sign-key", default=None, metavar="FILE",
+                        help="Ed25519 private key (PEM) that signs the deletion certificate; make one with "
+                             "'openssl genpkey -algorithm ed25519 -out key.pem'")
 
 
 def _add_resume_flags(parser):
@@ -270,25 +281,32 @@ def _processes(args) -> None:
 def _run_demo(args) -> None:
     from .demo import run_demo
 
+    from .audit import load_signing_key
+
     config = _unlearn_config(args)
     config.check()
+    key = load_signing_key(args.sign_key) if args.sign_key else None
     _processes(args)
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
-             features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps)
+             features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps,
+             sign_key=key)
 
 
 def _run_unlearn(args) -> None:
     from .models import load_model
     from .unlearn import unlearn
 
+    from .audit import load_signing_key
+
     config = _unlearn_config(args)
     config.check()
+    key = load_signing_key(args.sign_key) if args.sign_key else None
     model = load_model(args.model)
     splits = _splits(args, model)
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model), resume=args.resume,
-                        state_every=args.state_every)
+                        state_every=args.state_every, sign_key=key)
     if main_process():  # one line, also when launched as several processes
         if "control" in record:
             print(record["control"]["message"])
@@ -439,19 +457,24 @@ def _run_relearn_probe(args) -> None:
 
 
 def _run_verify(args) -> None:
-    from .audit import reevaluate, verify
+    from .audit import load_public_key, reevaluate, verify
 
     notes: list[str] = []
-    problems = verify(args.certificate, check_data=not args.no_data, notes=notes)
-    if args.evaluate:
-        problems += reevaluate(args.certificate)
+    key = load_public_key(args.public_key) if args.public_key else None
+    problems = verify(args.certificate, check_data=not args.no_data, notes=notes, public_key=key)
+    evaluated = args.evaluate
+    if evaluated:
+        count = len(notes)
+        problems += reevaluate(args.certificate, notes=notes)
+        evaluated = len(notes) == count  # a note: there were no metrics to recompute
     for note in notes:
         print(f"NOTE {note}")
     for problem in problems:
         print(f"MISMATCH {problem}")
     if problems:
         raise VerificationFailed(f"{len(problems)} mismatch(es) between {args.certificate} and the files on disk")
-    checked = "checkpoints" + ("" if args.no_data else ", data") + (", metrics" if args.evaluate else "")
+    checked = ("the certificate's fields" + (" and signature" if key is not None else "") + ", checkpoints"
+               + ("" if args.no_data else ", data") + (", metrics" if evaluated else ""))
     print(f"verified {args.certificate}: {checked} match the certificate")
 
 

@@ -54,9 +54,10 @@ def format_table(columns: dict[str, dict]) -> str:
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
              config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
              features: str = "efficientnet-lite0", classifier: str | None = "auto", family: str = "mae",
-             steps: int | None = None) -> dict:
+             steps: int | None = None, sign_key=None) -> dict:
     """Unlearn two classes from the bundled model of `family`; write metrics.json, samples.png,
-    tsne.png, report.html. `steps`: sampling steps (default: the demo's choice for the family)."""
+    tsne.png, report.html. `steps`: sampling steps (default: the demo's choice for the family);
+    `sign_key`: an Ed25519 private key that signs the deletion certificate."""
     if family not in DEFAULT_BUNDLED:
         raise UserError(f"no bundled {family!r} model; demo --model takes {', '.join(DEFAULT_BUNDLED)}")
     forget_classes = forget_classes or DEMO_FORGET_CLASSES
@@ -87,7 +88,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     before, before_samples, auc_before = measure("the bundled model", model)
     say(f"unlearning {', '.join(splits.forget_classes)} ({len(splits.forget)} forget, "
         f"{len(splits.retain)} retain training images) ...")
-    model, record = unlearn(model, splits, config, out=folder / "model", cpu=cpu, source=str(checkpoint))
+    model, record = unlearn(model, splits, config, out=folder / "model", cpu=cpu, source=str(checkpoint),
+                            sign_key=sign_key)
     after, after_samples, auc_after = measure("the unlearned model", model, keep=True)
     columns = {"before": before, "after": after}
     completions = {"before": before_samples, "after": after_samples}
@@ -112,7 +114,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     write_json(folder / "metrics.json", metrics)
     add_metrics(folder / "model", {"before": before, "after": after},
                 {**evaluator.describe(), "features": features, "classifier": classifier,
-                 "eval_per_class": eval_per_class})
+                 "eval_per_class": eval_per_class}, key=sign_key)
     columns_shown = 8
     sections = [(name, completion_rows(before_samples[name]["truth"][:columns_shown],
                                        before_samples[name]["hole"][:columns_shown],

@@ -322,7 +322,12 @@ def _certificate(folder: Path) -> str:
             ["retain images, SHA-256", f"{fmt(retain.get('count'))}, {escape(str(retain.get('sha256')))}"],
             ["original checkpoint", f"{escape(str(original.get('path')))}<br>{escape(str(original.get('sha256')))}"],
             ["unlearned checkpoint SHA-256", escape(str(_dict(certificate.get("unlearned_checkpoint")).get("sha256")))],
-            ["earlier deletion (certificate SHA-256)", escape(str(certificate.get("parent_certificate") or "none"))],
+            ["earlier deletion (its certificate's digest)",
+             escape(str(certificate.get("parent_certificate") or "none"))],
+            ["certificate digest, signature", f"{escape(str(certificate.get('digest') or 'none (format 1)'))}, "
+                                             + ("Ed25519 key " + escape(str(_dict(certificate['signature'])
+                                                                            .get('key_sha256')))[:16] + "..."
+                                                if certificate.get("signature") else "not signed")],
             ["started, finished", f"{escape(str(certificate.get('started')))}, "
                                   f"{escape(str(certificate.get('finished')))}"]]
     return (f"<h3>deletion certificate</h3><p class=\"muted\">{escape(str(path))}; check it with "

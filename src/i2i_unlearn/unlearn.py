@@ -91,13 +91,14 @@ class UnlearnConfig:
 
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
             cpu: bool = False, source: str | None = None, resume: bool = False,
-            state_every: int = 100) -> tuple[I2IModel, dict]:
+            state_every: int = 100, sign_key=None) -> tuple[I2IModel, dict]:
     """Make `model` forget `splits.forget` while keeping `splits.retain`; returns (model, record).
 
     The model is changed in place. With `out`, the result is saved there (a new folder:
     the checkpoint, unlearn_record.json and certificate.json, the audit record of the deletion);
     the source checkpoint is never written to. A controlled run (`config.retain_budget`) trains
     on the sets minus a small validation split and records its path under "control".
+    `sign_key` (an Ed25519 private key, `audit.load_signing_key`) signs the certificate.
     """
     config.check()
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
@@ -145,7 +146,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary)
             record.write(temporary / "unlearn_record.json")
-            write_certificate(temporary, payload, splits, original)  # the whole request, validation images too
+            write_certificate(temporary, payload, splits, original, key=sign_key)  # validation images too
             if controller is not None:
                 control_plot(payload["control"], temporary / "control.png")
     return model, payload
