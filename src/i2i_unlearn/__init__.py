@@ -7,14 +7,34 @@ Python API in short::
 
 __version__ = "0.1.0"
 
-from .errors import UserError  # noqa: E402
-from .data import load_dataset, make_splits, Splits  # noqa: E402
-from .models import load_model, create_model, bundled_model_path  # noqa: E402
-from .unlearn import unlearn, UnlearnConfig  # noqa: E402
-from .train import train, TrainConfig  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
+import sys
+import types
 
-__all__ = [
-    "UserError", "load_dataset", "make_splits", "Splits", "load_model", "create_model",
-    "bundled_model_path", "unlearn", "UnlearnConfig", "train", "TrainConfig", "evaluate",
-]
+# What the names below come from. They are imported on first use, so that a Ctrl-C while the
+# command line starts is ours to handle (cli.main) rather than torch's import's (PEP 562).
+_EXPORTS = {"UserError": "errors", "load_dataset": "data", "make_splits": "data", "Splits": "data",
+            "load_model": "models", "create_model": "models", "bundled_model_path": "models",
+            "unlearn": "unlearn", "UnlearnConfig": "unlearn", "train": "train", "TrainConfig": "train",
+            "evaluate": "evaluate"}
+__all__ = list(_EXPORTS)
+
+
+class _Package(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name not in _EXPORTS:
+            raise AttributeError(f"module 'i2i_unlearn' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        setattr(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value) -> None:
+        # Importing the submodule `unlearn` (`train`, `evaluate`) binds it on the package; the
+        # function of that name stays what `i2i_unlearn.unlearn` means, as it always has.
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

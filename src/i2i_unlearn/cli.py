@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import signal
 import sys
 
-from .errors import UserError
-from .records import main_process
+
+def _interrupted_while_starting(*_) -> None:
+    """Ctrl-C before a command has begun: nothing is written yet, so stop at once with one line
+    (raised inside an import, a KeyboardInterrupt can come out of some libraries as another error)."""
+    sys.stderr.write("i2i-unlearn: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "i2i-unlearn":  # run as the program
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+
+from .errors import StopAndResume, UserError  # noqa: E402
+from .records import main_process  # noqa: E402
 
 
 MODEL_HELP = "checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)"
@@ -488,25 +503,38 @@ COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "dem
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .engine import StopAndResume
-    from transformers.utils import logging as hf_logging
+    try:  # Ctrl-C at any time ends with one line
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("i2i-unlearn: interrupted", file=sys.stderr)
+        return 130
 
-    hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line
+
+def _main(argv: list[str] | None) -> int:
     try:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, _interrupted_while_starting)
+            try:
+                parser = build_parser()  # imports torch, transformers, diffusers
+            finally:
+                signal.signal(signal.SIGINT, signal.default_int_handler if previous is _interrupted_while_starting
+                              else previous)
+        else:
+            parser = build_parser()
+        args = parser.parse_args(argv)  # a flag's type check may raise UserError
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line
         COMMANDS[args.command](args)
     except UserError as exc:
         print(f"i2i-unlearn: error: {exc}", file=sys.stderr)
         return 2
-    except StopAndResume as exc:
-        print(f"i2i-unlearn: {exc}", file=sys.stderr)
-        return 130
     except VerificationFailed as exc:
         print(f"i2i-unlearn: verification failed: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("i2i-unlearn: interrupted", file=sys.stderr)
-        return 130
+    except StopAndResume as exc:
+        print(f"i2i-unlearn: {exc}", file=sys.stderr)
+        return 128 + exc.signal
     return 0
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .errors import NonFiniteLoss, UserError
+from .errors import NonFiniteLoss, StopAndResume, UserError
 
 
 @dataclass
@@ -115,8 +115,7 @@ def settled(history: list[dict], tolerance: float, terms: tuple[str, ...], windo
     return True
 
 
-class StopAndResume(Exception):
-    """Ctrl-C arrived: the state after the last whole step is saved for `--resume`."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; what schedulers and container runtimes send first
 
 
 def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str, DataLoader],
@@ -132,7 +131,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
 
     With `state` (a file), the run saves what it needs to continue (weights, optimiser and
     schedule, random state, position in the data, history) every `state_every` steps and when
-    Ctrl-C arrives (then raising `StopAndResume`); `resume` continues from that file when it
+    Ctrl-C or SIGTERM arrives (then raising `StopAndResume`); `resume` continues from that file when it
     exists. A resumed
     run ends with the same weights, bit for bit on a CPU, as one never interrupted. `identity`
     (the run's settings) must match the saved one. `after_step(step, optimizer)` is called after
@@ -181,10 +180,11 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
         if saved.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
     objective.train()
-    interrupted = []
-    previous_handler = None
+    interrupted = []  # the numbers of the stop signals received
+    previous_handlers = {}
     if state is not None and threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        previous_handlers = {number: signal.signal(number, lambda received, _: interrupted.append(received))
+                             for number in STOP_SIGNALS}
     bar = tqdm(range(start, config.steps), desc=description, disable=not accelerator.is_local_main_process,
                dynamic_ncols=True, mininterval=1.0, initial=start, total=config.steps)
     try:
@@ -225,21 +225,24 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
             if done == config.steps or stop:
                 break  # finished: a late Ctrl-C changes nothing
             if state is not None and accelerator.num_processes > 1:  # every process stops at the same step
-                flag = accelerator.reduce(torch.tensor([float(bool(interrupted))], device=accelerator.device), "max")
+                received = float(max(interrupted, default=0))
+                flag = accelerator.reduce(torch.tensor([received], device=accelerator.device), "max")
                 if flag.item() and not interrupted:
-                    interrupted.append(True)
+                    interrupted.append(int(flag.item()))
             if state is not None and (done % state_every == 0 or interrupted):
                 if accelerator.is_main_process:
                     _save_state(state, identity, done, accelerator.unwrap_model(objective), optimizer, scheduler,
                                 history, running, extra_state)
                 accelerator.wait_for_everyone()
             if interrupted:
-                raise StopAndResume(f"interrupted after step {done} of {config.steps}; the state is saved in "
-                                    f"{state.parent}: run the same command with --resume to continue")
+                name = signal.Signals(interrupted[0]).name
+                raise StopAndResume(f"stopped by {name} after step {done} of {config.steps}; the state is saved in "
+                                    f"{state.parent}: run the same command with --resume to continue",
+                                    interrupted[0])
     finally:
         bar.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
     return history
 
 

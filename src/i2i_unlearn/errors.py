@@ -12,6 +12,15 @@ class UserError(Exception):
     """Bad input from the user: a one-line message saying what is wrong and how to fix it."""
 
 
+class StopAndResume(Exception):
+    """Ctrl-C or SIGTERM arrived during a run: the state after the last whole step is saved for
+    `--resume`. `signal`: the signal's number (the CLI exits with 128 + it, as a shell does)."""
+
+    def __init__(self, message: str, signal: int = 2):
+        super().__init__(message)
+        self.signal = signal
+
+
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite: the run stops and saves no model."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import platform
@@ -18,11 +19,57 @@ from .errors import NonFiniteLoss, UserError
 
 
 def check_out_dir(out: str | Path) -> Path:
-    """Refuse an `out` that already holds files (or is a file); create nothing yet."""
+    """Refuse an `out` that already holds files (or is a file), or that could not be written
+    (checked now, so that a run does not train to the end and then lose it all); create nothing.
+    What a killed earlier attempt at the same `out` left half-written is removed, and said."""
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UserError(f"{folder} already holds results; pass a new --out folder (nothing was overwritten)")
+    _check_writable(folder)
+    _remove_leftovers(folder)
     return folder
+
+
+def _check_writable(folder: Path) -> None:
+    """Make and remove a temporary folder where `folder` (and `folder`.partial beside it) would go."""
+    place = folder.absolute().parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise UserError(f"cannot create --out {folder}: {place} is not a folder; pick a writable place")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".i2i-unlearn-write-test.", dir=place))
+    except OSError as exc:
+        raise UserError(f"cannot write --out {folder}: {place}: {exc.strerror}; pick a writable place") from None
+
+
+def _temporary_prefix(folder: Path) -> str:
+    """The name of the temporary folders `atomic_out_dir` makes beside `folder`, up to the random part."""
+    return f".{folder.name}.tmp-{platform.node()}-"
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove the temporary folders beside `folder` whose run (this host, that process id) has ended."""
+    prefix = _temporary_prefix(folder)
+    if not folder.parent.is_dir():
+        return
+    for path in folder.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if not path.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            print(f"i2i-unlearn: removed {path}, a half-written output of an earlier attempt", file=sys.stderr)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _distributed():
@@ -139,7 +186,7 @@ def atomic_out_dir(out: str | Path):
     folder = check_out_dir(out)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        temporary = Path(tempfile.mkdtemp(prefix=f"{_temporary_prefix(folder)}{os.getpid()}-", dir=folder.parent))
     except OSError as exc:
         raise UserError(f"cannot create --out {folder}: {exc.strerror}; pick a writable place") from None
     try:
