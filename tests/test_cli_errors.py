@@ -186,3 +186,84 @@ def test_sweep_refuses_a_wrong_compare_file_before_any_work(tiny_checkpoint, tmp
                  "--compare", str(wrong), "--out", str(tmp_path / "out")])
     assert code == 2 and "not a compare.json" in _error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+def _listing(root):
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+def _refused(capsys, argv, root, message):
+    """argv ends in exit 2 with one line holding `message`, and nothing new under `root`."""
+    before = _listing(root)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refuses while parsing
+        code = exc.code
+    assert code == 2
+    assert message in _error_line(capsys)
+    assert _listing(root) == before
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--lr", "nan"), ("--lr", "0"), ("--width", "0"),
+                                         ("--batch-size", "-4"), ("--seed", "-1"), ("--image-size", "0")])
+def test_train_classifier_checks_its_numbers(tmp_path, capsys, flag, value):
+    _refused(capsys, ["train-classifier", "--out", str(tmp_path / "c"), flag, value], tmp_path, flag)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["evaluate", "--batch-size", "0"], "--batch-size"), (["evaluate", "--seed", str(2 ** 40)], "--seed"),
+    (["evaluate", "--eval-per-class", "0"], "--eval-per-class"), (["unlearn", "--seed", "-3"], "--seed"),
+    (["unlearn", "--retain-limit", "0"], "--retain-limit"), (["unlearn", "--check-every", "0"], "--check-every"),
+    (["relearn-probe", "--eval-every", "0"], "--eval-every"), (["relearn-probe", "--lr", "inf"], "--lr")])
+def test_every_command_checks_the_numbers_it_takes(tiny_checkpoint, tmp_path, capsys, argv, flag):
+    command, *extra = argv
+    _refused(capsys, [command, "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--out",
+                      str(tmp_path / "o"), *extra], tmp_path, flag)
+
+
+@pytest.mark.parametrize("argv", [["sweep", "--alphas", ""], ["compare", "--methods", ","],
+                                  ["unlearn", "--forget-classes", " , "]])
+def test_a_list_that_names_nothing_is_refused(tiny_checkpoint, tmp_path, capsys, argv):
+    command, *extra = argv
+    base = ["--forget-classes", "Bag"] if "--forget-classes" not in extra else []
+    _refused(capsys, [command, "--model", str(tiny_checkpoint), "--out", str(tmp_path / "o"), *base, *extra],
+             tmp_path, "names nothing")
+
+
+@pytest.mark.parametrize("alphas, message", [("nan", "--alphas"), ("-1", "--alphas"), ("0.1,0.1", "repeats")])
+def test_sweep_checks_every_alpha_before_its_folder_exists(tiny_checkpoint, tmp_path, capsys, alphas, message):
+    _refused(capsys, ["sweep", "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--alphas", alphas,
+                      "--out", str(tmp_path / "s")], tmp_path, message)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["unlearn", "--fixed-alpha", "--retain-budget", "0.1"], "--retain-budget sets the control"),
+    (["unlearn", "--fixed-alpha", "--forget-target", "3"], "--forget-target sets the control"),
+    (["sweep", "--val-images", "8"], "--val-images sets the control"),
+    (["sweep", "--forget-alpha", "0.5"], "--forget-alpha has no effect on a sweep")])
+def test_a_flag_the_mode_ignores_is_refused(tiny_checkpoint, tmp_path, capsys, argv, message):
+    command, *extra = argv
+    _refused(capsys, [command, "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--out",
+                      str(tmp_path / "o"), *extra], tmp_path, message)
+
+
+def test_a_batch_beyond_the_machines_memory_is_refused_with_an_estimate(tiny_checkpoint, tmp_path, capsys):
+    _refused(capsys, ["train", "--out", str(tmp_path / "m"), "--batch-size", "100000000", "--image-size", "1024"],
+             tmp_path, "GiB for the pixels of one batch alone")
+    _refused(capsys, ["unlearn", "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--out",
+                      str(tmp_path / "u"), "--batch-size", str(10 ** 12)], tmp_path, "this machine has")
+
+
+def test_an_error_raised_while_parsing_is_one_line(tmp_path, capsys):
+    _refused(capsys, ["train", "--out", str(tmp_path / "m"), "--model-config", "[1, 2]"], tmp_path,
+             "--model-config must be a JSON object")
+
+
+def test_report_into_an_unusable_place_writes_nothing(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    run = tmp_path / "run"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--eval-per-class", "2",
+                 "--out", str(run), "--classifier", "none"]) == 0
+    capsys.readouterr()
+    _refused(capsys, ["report", str(run), "--out", str(tmp_path / "a-file" / "deeper" / "r.html")], tmp_path,
+             "is not a folder")

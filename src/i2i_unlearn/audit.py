@@ -353,7 +353,8 @@ def reevaluate(path: str | Path, tolerance: float = 1e-6, notes: list[str] | Non
     how = certificate["evaluation"]
     splits = _splits(certificate)
     evaluator = Evaluator(splits, eval_sets(splits, how["eval_per_class"], how["seed"]), how["task"], how["features"],
-                          how["classifier"], how["seed"], how["sampling_steps"], how["eval_per_class"])
+                          how["classifier"], how["seed"], how["sampling_steps"], how["eval_per_class"],
+                          batch_size=how.get("batch_size", 100))
     problems = []
     models = {"after": folder}
     if certificate.get("original_checkpoint"):

@@ -22,7 +22,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 
-from .errors import StopAndResume, UserError  # noqa: E402
+from .errors import StopAndResume, UserError, check_memory, check_number  # noqa: E402
 from .records import main_process  # noqa: E402
 
 
@@ -37,7 +37,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give a comma-separated list, or leave the flag out")
+    return parts
+
+
+# The range of every numeric flag, by its name, whichever command has it: (lowest, inclusive).
+AT_LEAST_ONE = ("steps", "batch_size", "image_size", "eval_per_class", "probe_images", "eval_every", "eval_images",
+                "check_every", "val_images", "tokenizer_steps", "width", "state_every", "sampling_steps",
+                "retain_limit")
+NOT_NEGATIVE = ("warmup_steps",)
+NUMBERS = {"lr": (0, False), "forget_alpha": (0, True), "retain_alpha": (0, True), "weight_decay": (0, True),
+           "grad_clip": (0, True)}
+SEED_LIMIT = 2 ** 31  # numpy's generators take below 2**32; the runs add small offsets (process, loader)
+
+
+def _check_flags(args) -> None:
+    """Every numeric flag in range, for every command: one rule per flag name, before any work."""
+    values = vars(args)
+    for name in AT_LEAST_ONE + NOT_NEGATIVE:
+        value = values.get(name)
+        low = 1 if name in AT_LEAST_ONE else 0
+        if value is not None and value < low:
+            flag = name.replace("_", "-")
+            raise UserError(f"--{flag} must be at least {low}, not {value}")
+    for name, (low, inclusive) in NUMBERS.items():
+        if values.get(name) is not None:
+            check_number(name.replace("_", "-"), values[name], low, inclusive=inclusive)
+    if values.get("seed") is not None and not 0 <= values["seed"] < SEED_LIMIT:
+        raise UserError(f"--seed {values['seed']} is out of range; it must be a whole number in [0, {SEED_LIMIT})")
+    if values.get("image_size") and values.get("batch_size"):  # train, train-classifier; others once the model is known
+        check_memory("--batch-size with --image-size", values["batch_size"], values.get("channels") or 1,
+                     values["image_size"])
 
 
 def _model_settings(text: str) -> dict:
@@ -127,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="new folder for metrics.json and samples.png")
     _add_data_flags(evaluate)
     _add_eval_flags(evaluate)
-    evaluate.add_argument("--batch-size", type=int, default=100)
+    evaluate.add_argument("--batch-size", type=int, default=100, help="images completed at once")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
@@ -236,10 +268,10 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--steps", type=int, default=None,
                         help="most steps of a controlled run (default 600), all steps of a --fixed-alpha run "
                              "(default 300)")
-    parser.add_argument("--retain-budget", type=float, default=defaults.retain_budget,
+    parser.add_argument("--retain-budget", type=float, default=None,
                         help="largest relative rise of the retain validation error the run may spend on forgetting "
                              f"(default {defaults.retain_budget:g} = 5%%); the run adapts forget_alpha within it")
-    parser.add_argument("--forget-target", default=defaults.forget_target,
+    parser.add_argument("--forget-target", default=None,
                         help="forget validation error to reach: 'noise' (default: the model's error when it sees "
                              "noise instead of the image) or a ratio to the original error, e.g. 3")
     parser.add_argument("--fixed-alpha", action="store_true",
@@ -247,10 +279,11 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--settle", type=float, default=None, metavar="TOL",
                         help="stop early once the forget and retain terms have settled: each term's mean over "
                              "the last 50 steps within TOL (e.g. 0.02) of its mean over the 50 before")
-    parser.add_argument("--check-every", type=int, default=defaults.check_every,
-                        help="steps between validation checks of a controlled run")
-    parser.add_argument("--val-images", type=int, default=defaults.val_images,
-                        help="validation images per set held out of training for a controlled run")
+    parser.add_argument("--check-every", type=int, default=None,
+                        help=f"steps between validation checks of a controlled run (default {defaults.check_every})")
+    parser.add_argument("--val-images", type=int, default=None,
+                        help="validation images per set held out of training for a controlled run "
+                             f"(default {defaults.val_images})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
@@ -264,16 +297,28 @@ def _add_unlearn_flags(parser):
     _add_speed_flags(parser)
 
 
-def _unlearn_config(args):
+CONTROL_FLAGS = ("retain_budget", "forget_target", "check_every", "val_images")  # only a controlled run reads them
+
+
+def _unlearn_config(args, fixed: str | None = None):
+    """The UnlearnConfig of the flags. `fixed`: why this command runs at fixed alphas (a sweep)."""
     from .unlearn import UnlearnConfig
 
+    defaults = UnlearnConfig()
+    fixed = fixed or ("--fixed-alpha" if args.fixed_alpha else None)
+    given = [name for name in CONTROL_FLAGS if getattr(args, name) is not None]
+    if fixed and given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UserError(f"{flag} sets the control of a run, and {fixed} turns the control off; drop one of them")
+    control = {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+               for name in CONTROL_FLAGS}
+    if fixed:
+        control["retain_budget"] = None
     return UnlearnConfig(method=args.method, forget_alpha=args.forget_alpha, retain_alpha=args.retain_alpha,
                          noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
                          warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
-                         retain_budget=None if args.fixed_alpha else args.retain_budget,
-                         forget_target=args.forget_target, check_every=args.check_every, val_images=args.val_images,
-                         settle=args.settle, precision=args.precision, compile=args.compile)
+                         settle=args.settle, precision=args.precision, compile=args.compile, **control)
 
 
 def _splits(args, model):
@@ -344,9 +389,10 @@ def _run_evaluate(args) -> None:
     state = PartialState(cpu=args.cpu)  # several processes (torchrun, accelerate launch) share the images out
     model = load_model(args.model).to(state.device)
     model.check_steps(args.sampling_steps)
+    check_memory("--batch-size", args.batch_size, model.channels, model.image_size)
     splits = _splits(args, model)
     evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
-                          args.sampling_steps, args.eval_per_class)
+                          args.sampling_steps, args.eval_per_class, batch_size=args.batch_size)
     folder = prepare_out_dir(args.out)  # every process checks it, the first creates it
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples, auc = evaluator(model)
@@ -394,14 +440,22 @@ def _run_compare(args) -> None:
 def _run_sweep(args) -> None:
     from .models import load_model
     from .sweep import sweep
+    from .unlearn import UnlearnConfig
 
-    config = _unlearn_config(args)
+    config = _unlearn_config(args, fixed="a sweep (each point at its own --alphas value)")
+    if args.forget_alpha != UnlearnConfig.forget_alpha:
+        raise UserError("--forget-alpha has no effect on a sweep, whose points take their forget_alpha from "
+                        "--alphas; drop it")
     config.check()
     _processes(args)
     try:
         alphas = [float(a) for a in args.alphas]
     except ValueError:
         raise UserError(f"--alphas must be numbers, e.g. 0.05,0.2,1, not {','.join(args.alphas)}") from None
+    for alpha in alphas:  # every point's setting, before any folder exists
+        check_number("alphas", alpha, 0)
+    if len(set(alphas)) < len(alphas):
+        raise UserError(f"--alphas {','.join(args.alphas)} repeats a value; give each forget_alpha once")
     if args.compare and not os.path.isfile(args.compare):
         raise UserError(f"--compare {args.compare} not found; pass the compare.json written by 'compare'")
     model = load_model(args.model)
@@ -522,6 +576,7 @@ def _main(argv: list[str] | None) -> int:
         else:
             parser = build_parser()
         args = parser.parse_args(argv)  # a flag's type check may raise UserError
+        _check_flags(args)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line

@@ -32,3 +32,19 @@ def check_number(flag: str, value: float, low: float, inclusive: bool = True, hi
         bound = f"in {'[' if inclusive else '('}{low}, {high})" if high is not None else (f"at least {low}" if inclusive
                                                                  else f"greater than {low}")
         raise UserError(f"--{flag} {value} is out of range; it must be a finite number {bound}")
+
+
+def check_memory(flag: str, images: int, channels: int, size: int) -> None:
+    """Refuse a batch whose float32 pixels alone would not fit in this machine's memory (the model's
+    activations need many times more), with the estimate, rather than trying it."""
+    import os
+
+    needed = images * channels * size * size * 4
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
+        return
+    if needed > total:
+        raise UserError(f"{flag} needs over {needed / 2 ** 30:,.0f} GiB for the pixels of one batch alone "
+                        f"({images} images of {channels}x{size}x{size}); this machine has {total / 2 ** 30:.0f} GiB. "
+                        "Use a smaller batch or image size")

@@ -233,10 +233,12 @@ class Evaluator:
 
     def __init__(self, splits, sets: dict[str, Dataset], task: str = "center", features: str = "efficientnet-lite0",
                  classifier: str | None = "auto", seed: int = 0, steps: int | None = None,
-                 membership_per_class: int | None = None, membership: bool = True, progress: bool = True):
+                 membership_per_class: int | None = None, membership: bool = True, progress: bool = True,
+                 batch_size: int = 100):
         parse_task(task)
         dataset = splits.info.get("dataset", "")
         self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
+        self.batch_size = batch_size
         self.extractor = get_extractor(features, dataset)
         self.classifier = default_classifier(dataset, classifier)
         self.members = self.non_members = None
@@ -252,7 +254,7 @@ class Evaluator:
         """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""
         metrics, samples = evaluate(model, self.sets, self.task, self.extractor, seed=self.seed, cache=self.cache,
                                     keep_outputs=keep_outputs, classifier=self.classifier, steps=self.steps,
-                                    progress=self.progress)
+                                    progress=self.progress, batch_size=self.batch_size)
         auc = None
         if self.members is not None:
             auc = membership_auc(model, self.members, self.non_members, self.task, self.seed, steps=self.steps)
@@ -261,7 +263,8 @@ class Evaluator:
     def describe(self) -> dict:
         """What a run record says about this evaluation."""
         info = {"task": self.task, "seed": self.seed, "features": self.extractor.name,
-                "sets": {name: len(images) for name, images in self.sets.items()}, "sampling_steps": self.steps}
+                "sets": {name: len(images) for name, images in self.sets.items()}, "sampling_steps": self.steps,
+                "batch_size": self.batch_size}
         if self.members is not None:
             info["membership_sets"] = {"members": len(self.members), "non_members": len(self.non_members)}
         return info

@@ -357,12 +357,26 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
             f"<title>i2i-unlearn report</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f'<h1>i2i-unlearn report</h1>\n<p class="muted">written {escape(now())}</p>\n'
             f"<nav><ul>{contents}</ul></nav>\n{sections}</body>\n</html>\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    missing, parent = [], out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {out}: {parent} is not a folder; pass a writable --out path")
+    created, opened = [], False  # what was made for `out`, removed again if it cannot be written
     try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
         with open(out, "x", encoding="utf-8") as file:
+            opened = True
             file.write(page)
     except FileExistsError:
         raise UserError(f"{out} already exists; pass a new --out path (nothing was overwritten)") from None
     except OSError as exc:
+        if opened:
+            out.unlink(missing_ok=True)
+        for folder in reversed(created):
+            folder.rmdir()
         raise UserError(f"cannot write {out} ({exc.strerror}); pass a writable --out path") from None
     return out

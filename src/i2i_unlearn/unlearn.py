@@ -11,7 +11,7 @@ from . import engine
 from .audit import write_certificate
 from .control import ControlConfig, Controller
 from .data import Splits, hold_out_validation, parse_task, stack_images
-from .errors import UserError, check_number
+from .errors import UserError, check_memory, check_number
 from .methods import create_method
 from .models import I2IModel, checkpoint_folder
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
@@ -101,6 +101,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     `sign_key` (an Ed25519 private key, `audit.load_signing_key`) signs the certificate.
     """
     config.check()
+    check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
     record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.default_mask,
