@@ -130,3 +130,75 @@ def test_sixteen_bit_and_palette_images_keep_their_values(tmp_path):
     values = {data.ids[i]: data[i][0] for i in range(len(data))}
     assert abs(values["c/deep.png"].mean().item() - 40000 / 65535) < 0.01
     assert abs(values["c/palette.png"].mean().item() - 128 / 255) < 0.01
+
+
+# -- every command's parser, driven with generated argument lists --------------------------------
+BAD_VALUES = ["nan", "inf", "-inf", "-1", "0", "", ",", " , ", "abc", "1e400", "-0.5", "{", "[1]", "1", "none",
+              "/nonexistent/place"]
+# Settings that keep a run that is accepted short; generated flags come after them and win.
+FAST = {"train": ["--steps", "1", "--image-size", "16", "--batch-size", "2", "--tokenizer-steps", "1"],
+        "train-classifier": ["--steps", "1", "--image-size", "16", "--batch-size", "2"],
+        "unlearn": ["--steps", "1", "--batch-size", "2", "--retain-limit", "8", "--val-images", "2"],
+        "evaluate": ["--eval-per-class", "2", "--classifier", "none"],
+        "relearn-probe": ["--steps", "1", "--probe-images", "2", "--eval-images", "2", "--eval-every", "1"],
+        "demo": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--classifier", "none"],
+        "compare": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--methods", "i2i",
+                    "--classifier", "none"],
+        "sweep": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--alphas", "0.1",
+                  "--classifier", "none"]}
+SLOW_OR_OUTSIDE = {"--out", "--compile", "--help", "-h", "--model", "--dataset", "--retrained", "--original",
+                   "--features", "--tokenizer", "--state-every", "--resume"}
+
+
+def _command_flags():
+    import argparse
+
+    from i2i_unlearn.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    flags = {}
+    for name, parser in commands.items():
+        flags[name] = [(option, action.nargs != 0) for action in parser._actions for option in action.option_strings
+                       if option.startswith("--") and option not in SLOW_OR_OUTSIDE]
+    return {name: options for name, options in flags.items() if options}
+
+
+FLAGS = _command_flags()
+
+
+@st.composite
+def _argument_lists(draw):
+    command = draw(st.sampled_from(sorted(FLAGS)))
+    pairs = draw(st.lists(st.tuples(st.sampled_from(FLAGS[command]), st.sampled_from(BAD_VALUES)),
+                          min_size=1, max_size=3))
+    extra = []
+    for (flag, takes_value), value in pairs:
+        extra += [flag, value] if takes_value else [flag]
+    return command, extra
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_argument_lists())
+def test_every_command_runs_or_refuses_in_one_line_and_writes_nothing(tiny_checkpoint, tmp_path_factory, capsys,
+                                                                     case):
+    command, extra = case
+    root = tmp_path_factory.mktemp("cli")
+    out = root / "out"
+    required = {"report": [str(root / "no-run")], "verify": [str(root / "no-certificate")]}.get(command)
+    if required is None:
+        required = ["--out", str(out)]
+        if command not in ("train", "train-classifier", "demo"):
+            required += ["--model", str(tiny_checkpoint)]
+        if command not in ("train", "train-classifier"):
+            required += ["--forget-classes", "Bag"]
+    try:
+        code = main([command, *required, *FAST.get(command, []), *extra])
+    except SystemExit as exc:  # argparse refuses while parsing
+        code = exc.code
+    err = capsys.readouterr().err
+    if code == 0:
+        return
+    lines = err.strip().splitlines()
+    assert code == 2, (command, extra, err[-1500:])
+    assert len(lines) == 1 and lines[0].startswith("i2i-unlearn: error:"), (command, extra, err[-1500:])
+    assert not any(root.iterdir()), (command, extra, sorted(root.rglob("*")))

@@ -200,8 +200,10 @@ def _refused(capsys, argv, root, message):
     except SystemExit as exc:  # argparse refuses while parsing
         code = exc.code
     assert code == 2
-    assert message in _error_line(capsys)
+    line = _error_line(capsys)
+    assert message in line
     assert _listing(root) == before
+    return line
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--lr", "nan"), ("--lr", "0"), ("--width", "0"),
@@ -267,3 +269,41 @@ def test_report_into_an_unusable_place_writes_nothing(tiny_checkpoint, tmp_path,
     capsys.readouterr()
     _refused(capsys, ["report", str(run), "--out", str(tmp_path / "a-file" / "deeper" / "r.html")], tmp_path,
              "is not a folder")
+
+
+def test_a_held_out_test_image_in_a_forget_list_is_called_what_it_is(tiny_checkpoint, image_folder, tmp_path, capsys):
+    from i2i_unlearn.data import load_dataset
+
+    test = load_dataset(f"imagefolder:{image_folder}", "test", 16, 1)
+    listing = tmp_path / "forget.txt"
+    listing.write_text(test.ids[0] + "\n")
+    _refused(capsys, ["unlearn", "--model", str(tiny_checkpoint), "--dataset", f"imagefolder:{image_folder}",
+                      "--forget-list", str(listing), "--out", str(tmp_path / "u")], tmp_path,
+             "is a held-out test image")
+
+
+def test_evaluating_a_forget_list_of_one_image_is_refused(tiny_checkpoint, image_folder, tmp_path, capsys):
+    from i2i_unlearn.data import load_dataset
+
+    train = load_dataset(f"imagefolder:{image_folder}", "train", 16, 1)
+    listing = tmp_path / "forget.txt"
+    listing.write_text(train.ids[0] + "\n")
+    _refused(capsys, ["evaluate", "--model", str(tiny_checkpoint), "--dataset", f"imagefolder:{image_folder}",
+                      "--forget-list", str(listing), "--classifier", "none", "--out", str(tmp_path / "e")], tmp_path,
+             "the forget list has 1 image")
+
+
+@pytest.mark.parametrize("setting, value", [("hidden_size", 48), ("patch_size", 2)])
+def test_weights_of_another_size_than_the_config_name_the_tensor_and_both_shapes(tiny_checkpoint, tmp_path, capsys,
+                                                                                 setting, value):
+    import json
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[setting] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    line = _refused(capsys, ["evaluate", "--model", str(folder), "--forget-classes", "Bag", "--out",
+                             str(tmp_path / "e")], folder, "has shape (")
+    assert "report" not in line and "config.json" in line

@@ -115,3 +115,33 @@ def test_subset_per_class_is_seeded():
     a = subset_per_class(splits.retain_test, 5, seed=1)
     b = subset_per_class(splits.retain_test, 5, seed=1)
     assert a.indices == b.indices and len(a) == 45
+
+
+def test_a_class_missing_from_the_test_folder_keeps_every_label(tmp_path):
+    for split, classes in (("train", ("a", "b", "c")), ("test", ("a", "c"))):
+        for name in classes:
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("L", (8, 8), 10).save(tmp_path / split / name / "0.png")
+    train = load_dataset(f"imagefolder:{tmp_path}", "train", 8, 1)
+    test = load_dataset(f"imagefolder:{tmp_path}", "test", 8, 1)
+    assert train.class_names == test.class_names == ["a", "b", "c"]
+    assert [test.class_names[label] for label in test.labels] == ["a", "c"]  # c is still c, not b
+
+
+def test_an_unreadable_folder_is_refused_not_read_as_empty(tmp_path, monkeypatch):
+    import os
+
+    for name in ("a", "b"):
+        (tmp_path / name / "deeper").mkdir(parents=True)
+        Image.new("L", (8, 8), 10).save(tmp_path / name / "deeper" / "0.png")
+    locked = tmp_path / "b" / "deeper"
+    scandir = os.scandir
+
+    def refusing(path="."):  # what a folder without read permission does (root is never refused)
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(UserError, match=f"cannot read {locked}: Permission denied"):
+        load_dataset(f"imagefolder:{tmp_path}", "train", 8, 1, test_fraction=0.0)

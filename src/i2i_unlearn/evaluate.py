@@ -207,8 +207,17 @@ def eval_sets(splits, per_class: int | None = 50, seed: int = 0) -> dict[str, Su
     """The held-out test images evaluated per set (retain, forget): at most `per_class` of each class."""
     if per_class is not None and per_class < 2:
         raise UserError("--eval-per-class must be at least 2 (FID needs two images per set)")
-    return {"retain": subset_per_class(splits.retain_test, per_class, seed),
+    sets = {"retain": subset_per_class(splits.retain_test, per_class, seed),
             "forget": subset_per_class(splits.forget_test, per_class, seed)}
+    for name, images in sets.items():
+        if len(images) < 2:
+            if name == "forget" and not splits.forget_classes:  # a forget list is evaluated on its own images
+                raise UserError(f"the forget list has {len(images)} image; FID and KID need at least 2 images per "
+                                "set: list at least 2 images to evaluate the deletion")
+            classes = ", ".join(splits.forget_classes) if name == "forget" else "the retain classes"
+            raise UserError(f"the {name} test set has {len(images)} image(s) ({classes}); FID and KID need at least 2 "
+                            "per set: add held-out test images of those classes to the dataset")
+    return sets
 
 
 def membership_sets(splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:

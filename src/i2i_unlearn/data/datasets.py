@@ -241,19 +241,45 @@ def _emoji(split: str, image_size: int, channels: int, test_fraction: float) -> 
                         image_size, channels, arrays=images[rows])
 
 
+def _unreadable(error: OSError):
+    raise UserError(f"cannot read {error.filename}: {error.strerror}; give the user running i2i-unlearn read access "
+                    "to every folder of the dataset")
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file under `folder`, sorted; an unreadable folder is refused (Path.rglob would skip it)."""
+    found = []
+    for top, folders, names in os.walk(folder, onerror=_unreadable, followlinks=True):
+        folders.sort()
+        found += [Path(top) / name for name in names]
+    return sorted(found)
+
+
+def _folders(folder: Path) -> list[str]:
+    try:
+        return [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError as exc:
+        _unreadable(exc)
+
+
 def _image_folder(root: str, split: str, image_size: int, channels: int, test_fraction: float) -> ImageDataset:
     base = Path(root)
     if not base.is_dir():
         raise UserError(f"image folder {root} does not exist; pass imagefolder:PATH with one sub-folder per class")
     has_splits = (base / "train").is_dir() and (base / "test").is_dir()
     class_root = base / split if has_splits else base
-    class_names = sorted(p.name for p in class_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # With train/ and test/ folders, the classes of both: a class missing from one split keeps every
+    # other class's label the same in the two (an image's label indexes one list of names).
+    roots = (base / "train", base / "test") if has_splits else (base,)
+    class_names = sorted({name for folder in roots for name in _folders(folder)})
     if not class_names:
         raise UserError(f"no class sub-folders in {class_root}; put each class's images in its own sub-folder")
     labels, ids, paths = [], [], []
     for label, name in enumerate(class_names):
-        for path in sorted((class_root / name).rglob("*")):
-            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if not (class_root / name).is_dir():
+            continue  # a class this split does not have
+        for path in _files(class_root / name):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             image_id = path.relative_to(base).as_posix()
             if not has_splits and held_out(image_id, test_fraction) != (split == "test"):

@@ -29,14 +29,22 @@ class Splits:
     info: dict = field(default_factory=dict)
 
 
-def read_forget_list(path: str | Path, dataset: ImageDataset) -> list[int]:
-    """Indices into `dataset` of the images a forget-list file names (one id or path a line)."""
+def _keys(dataset: ImageDataset) -> dict[str, int]:
+    """Each image's id, and its resolved path for a folder dataset -> its index."""
+    keys = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    if dataset._paths is not None:
+        keys.update({str(p.resolve()): i for i, p in enumerate(dataset._paths)})
+    return keys
+
+
+def read_forget_list(path: str | Path, dataset: ImageDataset, test: ImageDataset | None = None) -> list[int]:
+    """Indices into `dataset` of the images a forget-list file names (one id or path a line).
+    `test`: the held-out split, so that a test image in the list is called what it is."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"forget list {path} not found; pass a text file with one image path or id per line")
-    by_id = {image_id: i for i, image_id in enumerate(dataset.ids)}
-    if dataset._paths is not None:
-        by_id.update({str(p.resolve()): i for i, p in enumerate(dataset._paths)})
+    by_id = _keys(dataset)
+    held_out = _keys(test) if test is not None else {}
     indices = []
     try:
         lines = file.read_text().splitlines()
@@ -50,6 +58,9 @@ def read_forget_list(path: str | Path, dataset: ImageDataset) -> list[int]:
             key = entry if entry in by_id else str(Path(entry).resolve())
         except (ValueError, OSError):  # e.g. a NUL byte: no file can have that name
             key = None
+        if key not in by_id and (entry in held_out or key in held_out):
+            raise UserError(f"{path}:{number}: {entry!r} is a held-out test image of {dataset.name}, not a training "
+                            "image: the model never learnt it, so there is nothing to forget; remove it from the list")
         if key not in by_id:
             raise UserError(f"{path}:{number}: {entry!r} is not a training image of {dataset.name}; "
                             f"use ids like {dataset.ids[0]!r} or paths inside the dataset")
@@ -103,7 +114,7 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
         forget_test_idx = [i for i, label in enumerate(test.labels) if label in forget_labels]
         forget_test = Subset(test, forget_test_idx)
     else:
-        forget_idx = read_forget_list(forget_list, train)
+        forget_idx = read_forget_list(forget_list, train, test)
         forget_labels = []
         forget_test = Subset(train, forget_idx)
     if not forget_idx:

@@ -32,6 +32,26 @@ def _sincos_table(grid: int, dim: int) -> torch.Tensor:
     return torch.cat([table[..., half:], table[..., :half]], dim=-1).reshape(1, -1, dim)
 
 
+def _check_shapes(folder: Path, weights: Path) -> None:
+    """Refuse, naming the first tensor and both shapes, weights whose sizes differ from what the
+    folder's config.json builds (transformers says only that a report it hid has the details)."""
+    from safetensors import safe_open
+
+    try:
+        config = ViTMAEConfig.from_pretrained(str(folder))
+        with torch.device("meta"):
+            expected = ViTMAEForPreTraining(config).state_dict()
+        with safe_open(str(weights), framework="pt") as stored:
+            shapes = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+    except Exception:  # an unreadable config or file: the caller's message says so
+        return
+    for name, shape in sorted(shapes.items()):
+        if name in expected and tuple(expected[name].shape) != shape:
+            raise UserError(f"{weights}: tensor {name} has shape {shape}, but config.json (hidden_size "
+                            f"{config.hidden_size}, patch_size {config.patch_size}, image_size {config.image_size}) "
+                            f"makes it {tuple(expected[name].shape)}; restore the checkpoint or its config.json")
+
+
 class MAEModel(I2IModel):
     """A ViT masked autoencoder used as an inpainting / outpainting model."""
 
@@ -94,6 +114,7 @@ class MAEModel(I2IModel):
             hf_model, info = ViTMAEForPreTraining.from_pretrained(str(folder), dtype=torch.float32,
                                                                   output_loading_info=True)
         except Exception as exc:  # transformers raises many types for a broken folder
+            _check_shapes(folder, weights)  # a tensor of another size than config.json says: name it
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot load MAE checkpoint {folder}: {reason[:200]}; pass a folder written by "
                             "save_pretrained (config.json + model.safetensors)") from None
