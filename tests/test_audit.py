@@ -202,3 +202,47 @@ def test_verify_evaluate_without_metrics_says_so(tiny_checkpoint, image_folder, 
     assert main(["verify", str(tmp_path / "u"), "--no-data", "--evaluate"]) == 0
     out = capsys.readouterr().out
     assert "records no metrics" in out and "MISMATCH" not in out and "metrics match" not in out
+
+
+def test_a_certificate_stripped_of_its_seal_is_a_mismatch(tiny_checkpoint, image_folder, tmp_path, capsys):
+    assert _unlearn(tiny_checkpoint, tmp_path / "u", image_folder, "--forget-classes", "Trouser") == 0
+    path = tmp_path / "u" / "certificate.json"
+    pristine = path.read_text()
+    for strip, said in ((lambda c: c.update(method="retrain", format=1), "field method has changed"),
+                        (lambda c: [c.pop(k) for k in ("digest", "field_digests")], "no digest of its own content")):
+        path.write_text(pristine)
+        _edit(path, strip)  # calling it format 1 does not switch the check off
+        capsys.readouterr()
+        assert main(["verify", str(tmp_path / "u"), "--no-data"]) == 1
+        assert said in capsys.readouterr().out
+    path.write_text(pristine)
+    _edit(path, lambda c: c.update(format="2"))
+    assert main(["verify", str(tmp_path / "u"), "--no-data"]) == 2
+    assert "no valid field format" in capsys.readouterr().err
+
+
+def test_metrics_are_never_added_to_an_edited_certificate(tiny_checkpoint, image_folder, tmp_path):
+    from i2i_unlearn import UserError
+    from i2i_unlearn.audit import add_metrics
+
+    assert _unlearn(tiny_checkpoint, tmp_path / "u", image_folder, "--forget-classes", "Trouser") == 0
+    _edit(tmp_path / "u" / "certificate.json", lambda c: c.update(method="retrain"))
+    edited = (tmp_path / "u" / "certificate.json").read_text()
+    try:
+        add_metrics(tmp_path / "u", {"after": {}}, {})
+    except UserError as exc:
+        assert "field method" in str(exc)
+    else:
+        raise AssertionError("an edited certificate was sealed again")
+    assert (tmp_path / "u" / "certificate.json").read_text() == edited
+
+
+def test_a_garbled_public_key_beside_a_signed_certificate_is_a_mismatch(tiny_checkpoint, image_folder, tmp_path,
+                                                                        capsys):
+    private, _ = _key(tmp_path, "org")
+    out = tmp_path / "u"
+    assert _unlearn(tiny_checkpoint, out, image_folder, "--forget-classes", "Trouser", "--sign-key", str(private)) == 0
+    (out / "certificate.pub").write_text("garbage\n")
+    capsys.readouterr()
+    assert main(["verify", str(out), "--no-data"]) == 1
+    assert "cannot be used" in capsys.readouterr().out

@@ -225,24 +225,24 @@ def parent_certificate(source: Path | None) -> str | None:
         parent = json.loads((source / CERTIFICATE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         parent = None
-    if isinstance(parent, dict) and parent.get("format", 1) >= 2:
+    if isinstance(parent, dict) and ("digest" in parent or "field_digests" in parent):  # sealed (format 2)
         return certificate_digest(parent)
     return sha256_file(source / CERTIFICATE)
 
 
 def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | None = None,
-               notes: list[str] | None = None, must_be_signed: bool = True) -> list[str]:
+               notes: list[str] | None = None, earlier: bool = False) -> list[str]:
     """Every field of a certificate changed since it was sealed, and a signature that does not hold.
     `public_key`: the key the signature must be made with (the organisation's); without it the
     signature is checked against the key beside the certificate (`key_file`), which proves only
-    that the two agree. An unsigned certificate is a mismatch under `public_key` when
-    `must_be_signed`, else a note (an earlier deletion, made before the organisation signed)."""
+    that the two agree. `earlier`: a certificate further down a chain, already bound by the link
+    the next one recorded, so that a missing seal or signature there is a note, not a mismatch."""
     notes = notes if notes is not None else []
-    if certificate.get("format", 1) < 2:
-        notes.append(f"{where} is a format 1 certificate: it has no digest of its own content, so its fields "
-                     "cannot be checked")
-        if public_key is not None and must_be_signed:
-            return [f"{where} is not signed (format 1), but --public-key asks for a signature"]
+    if "digest" not in certificate and "field_digests" not in certificate:  # whatever its "format" says
+        if not earlier:
+            return [f"{where} has no digest of its own content (a format 1 certificate, or its seal was removed), "
+                    "so its fields cannot be checked"]
+        notes.append(f"{where} has no digest of its own content (format 1); the link to it was checked")
         return []
     body = _body(certificate)
     stored, now = certificate.get("field_digests") or {}, field_digests(body)
@@ -253,7 +253,7 @@ def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | 
         problems.append(f"{where}: its digest does not match its content (the digest or field_digests was edited)")
     signature = certificate.get("signature")
     if signature is None:
-        if public_key is not None and must_be_signed:
+        if public_key is not None and not earlier:
             problems.append(f"{where} is not signed, but --public-key asks for a signature")
         elif public_key is not None:
             notes.append(f"{where} is not signed; only its digest was checked")
@@ -262,7 +262,10 @@ def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | 
     if key is None:
         if key_file is None or not key_file.is_file():
             return problems + [f"{where} is signed, but its public key {key_file} is missing; pass --public-key"]
-        key = load_public_key(key_file)
+        try:
+            key = load_public_key(key_file)
+        except UserError as exc:
+            return problems + [f"{where} is signed, but the key beside it cannot be used: {exc}"]
         notes.append(f"{where}: signature checked with the key beside it (SHA-256 {key_fingerprint(key)[:16]}...); "
                      "pass --public-key to check that it is your organisation's")
     import base64
@@ -301,6 +304,11 @@ def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None) -> None
     sealed again (and signed again with `key`)."""
     path = Path(folder) / CERTIFICATE
     certificate = json.loads(path.read_text())
+    problems = check_seal(certificate, str(path), key_file=Path(folder) / PUBLIC_KEY)
+    if problems:  # never seal again what changed since it was sealed
+        raise UserError(f"{problems[0]}; the metrics were not added")
+    if certificate.get("signature") is not None and key is None:
+        raise UserError(f"{path} is signed; pass its signing key to add metrics, or they would drop the signature")
     certificate["metrics"], certificate["evaluation"] = metrics, evaluation
     _write_sealed(Path(folder), certificate, key)
 
@@ -317,6 +325,9 @@ def _load(path: Path) -> dict:
         raise UserError(f"{path} is not valid JSON; the certificate is damaged") from None
     if not isinstance(certificate, dict) or certificate.get("kind") != "i2i-unlearn deletion certificate":
         raise UserError(f"{path} is not an i2i-unlearn deletion certificate")
+    for field, kind in (("format", int), ("digest", str), ("field_digests", dict), ("signature", dict)):
+        if field in certificate and not isinstance(certificate[field], kind):
+            raise UserError(f"{path} has no valid field {field}; the certificate is damaged")
     for field, inner in (("unlearned_checkpoint", "files"), ("data", "request"), ("data", "forget"),
                          ("data", "retain"), ("config", None)):
         value = certificate.get(field)
@@ -386,7 +397,7 @@ def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = 
     notes = notes if notes is not None else []
     folder = path if path.is_dir() else path.parent
     problems = check_seal(certificate, f"certificate {folder / CERTIFICATE}", public_key, folder / PUBLIC_KEY, notes,
-                          must_be_signed=not earlier)
+                          earlier=earlier)
     now = checkpoint_digest(folder)
     stored = certificate["unlearned_checkpoint"]
     for name in sorted(set(stored["files"]) | set(now["files"])):

@@ -15,7 +15,8 @@ def _interrupted_while_starting(*_) -> None:
     os._exit(130)
 
 
-if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "i2i-unlearn":  # run as the program
+AS_PROGRAM = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "i2i-unlearn"
+if AS_PROGRAM:  # not when a program of someone else's imports us (a notebook, the tests)
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 import argparse  # noqa: E402
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tokenizer-steps", type=int, default=2500, help="vqgan: tokenizer training steps")
     train.add_argument("--image-size", type=int, default=32)
     train.add_argument("--channels", type=int, default=1, choices=[1, 3])
-    train.add_argument("--exclude-classes", type=_csv, default=[], help="classes to leave out (retrain)")
+    train.add_argument("--exclude-classes", type=lambda text: _csv(text) if text.strip() else [], default=[],
+                       help="classes to leave out (retrain); empty: none")
     train.add_argument("--model-config", type=_model_settings, default={},
                        help='family settings as JSON, e.g. \'{"patch_size": 4, "depth": 6}\'')
     train.add_argument("--mask", default=None,
@@ -566,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     try:
-        if threading.current_thread() is threading.main_thread():
+        if AS_PROGRAM and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, _interrupted_while_starting)
             try:
                 parser = build_parser()  # imports torch, transformers, diffusers

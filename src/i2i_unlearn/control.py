@@ -273,7 +273,7 @@ class Controller:
             trend = (f"the forget validation error went {min(ratios):.2f}x to {max(ratios):.2f}x the original over "
                      f"{len(ratios)} checks" if ratios else "no check was made")
             why = {"settled": "the training terms settled (--settle)", "steps": "the steps ran out",
-                   "budget": "the retain budget was exceeded"}[stopped_by]
+                   "budget": "the controller stopped it (retain budget checks)"}[stopped_by]
             message = (f"no progress: {trend} while forget_alpha reached {max(p['forget_alpha'] for p in self.path):.3g} "
                        f"until {why}; {state}. The method does not separate the forget set from the retain set on this model: "
                        "try another --method, or check the forget classes")

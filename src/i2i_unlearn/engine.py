@@ -242,7 +242,8 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
     finally:
         bar.close()
         for number, handler in previous_handlers.items():
-            signal.signal(number, handler)
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(number, handler)
     return history
 
 

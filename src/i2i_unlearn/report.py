@@ -8,6 +8,7 @@ one file that opens anywhere, offline, with no scripts and nothing fetched from 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 from html import escape
@@ -374,9 +375,10 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     except FileExistsError:
         raise UserError(f"{out} already exists; pass a new --out path (nothing was overwritten)") from None
     except OSError as exc:
-        if opened:
-            out.unlink(missing_ok=True)
-        for folder in reversed(created):
-            folder.rmdir()
+        with contextlib.suppress(OSError):  # the error to report is the first one
+            if opened:
+                out.unlink(missing_ok=True)
+            for folder in reversed(created):
+                folder.rmdir()
         raise UserError(f"cannot write {out} ({exc.strerror}); pass a writable --out path") from None
     return out

@@ -249,7 +249,7 @@ def _unreadable(error: OSError):
 def _files(folder: Path) -> list[Path]:
     """Every file under `folder`, sorted; an unreadable folder is refused (Path.rglob would skip it)."""
     found = []
-    for top, folders, names in os.walk(folder, onerror=_unreadable, followlinks=True):
+    for top, folders, names in os.walk(folder, onerror=_unreadable):  # symlinked folders not followed, as before
         folders.sort()
         found += [Path(top) / name for name in names]
     return sorted(found)
@@ -279,7 +279,7 @@ def _image_folder(root: str, split: str, image_size: int, channels: int, test_fr
         if not (class_root / name).is_dir():
             continue  # a class this split does not have
         for path in _files(class_root / name):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
             image_id = path.relative_to(base).as_posix()
             if not has_splits and held_out(image_id, test_fraction) != (split == "test"):
