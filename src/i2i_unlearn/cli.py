@@ -45,9 +45,9 @@ def _csv(text: str) -> list[str]:
 
 
 # The range of every numeric flag, by its name, whichever command has it: (lowest, inclusive).
+# (--sampling-steps is the family's to check: what a step is, and how many its scheduler takes.)
 AT_LEAST_ONE = ("steps", "batch_size", "image_size", "eval_per_class", "probe_images", "eval_every", "eval_images",
-                "check_every", "val_images", "tokenizer_steps", "width", "state_every", "sampling_steps",
-                "retain_limit")
+                "check_every", "val_images", "tokenizer_steps", "width", "state_every", "retain_limit")
 NOT_NEGATIVE = ("warmup_steps",)
 NUMBERS = {"lr": (0, False), "forget_alpha": (0, True), "retain_alpha": (0, True), "weight_decay": (0, True),
            "grad_clip": (0, True)}
