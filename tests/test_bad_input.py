@@ -177,7 +177,7 @@ def _argument_lists(draw):
     return command, extra
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_argument_lists())
 def test_every_command_runs_or_refuses_in_one_line_and_writes_nothing(tiny_checkpoint, tmp_path_factory, capsys,
                                                                      case):

@@ -116,7 +116,7 @@ def test_what_a_killed_save_left_is_removed_by_the_next_attempt(tiny_checkpoint,
 def test_ctrl_c_while_starting_is_one_line(tmp_path):
     # SIGINT a moment after start: during the imports, the parsing or the loading, never a traceback
     # (the first tens of milliseconds are the interpreter's own start, before any code of ours runs)
-    for delay in (0.5, 1.0, 2.0, 4.0):
+    for delay in (0.5, 1.5, 3.0):
         process = subprocess.Popen([sys.executable, "-m", "i2i_unlearn.cli", "evaluate", "--model", "bundled",
                                     "--forget-classes", "Trouser", "--out", str(tmp_path / "e")],
                                    stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
