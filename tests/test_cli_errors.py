@@ -271,26 +271,23 @@ def test_report_into_an_unusable_place_writes_nothing(tiny_checkpoint, tmp_path,
              "is not a folder")
 
 
-def test_a_held_out_test_image_in_a_forget_list_is_called_what_it_is(tiny_checkpoint, image_folder, tmp_path, capsys):
+def _one_image_list(image_folder, tmp_path, split):
+    """A forget list naming the first image of `split` of the image folder."""
     from i2i_unlearn.data import load_dataset
 
-    test = load_dataset(f"imagefolder:{image_folder}", "test", 16, 1)
     listing = tmp_path / "forget.txt"
-    listing.write_text(test.ids[0] + "\n")
-    _refused(capsys, ["unlearn", "--model", str(tiny_checkpoint), "--dataset", f"imagefolder:{image_folder}",
-                      "--forget-list", str(listing), "--out", str(tmp_path / "u")], tmp_path,
-             "is a held-out test image")
+    listing.write_text(load_dataset(f"imagefolder:{image_folder}", split, 16, 1).ids[0] + "\n")
+    return ["--dataset", f"imagefolder:{image_folder}", "--forget-list", str(listing)]
+
+
+def test_a_held_out_test_image_in_a_forget_list_is_called_what_it_is(tiny_checkpoint, image_folder, tmp_path, capsys):
+    _refused(capsys, ["unlearn", "--model", str(tiny_checkpoint), *_one_image_list(image_folder, tmp_path, "test"),
+                      "--out", str(tmp_path / "u")], tmp_path, "is a held-out test image")
 
 
 def test_evaluating_a_forget_list_of_one_image_is_refused(tiny_checkpoint, image_folder, tmp_path, capsys):
-    from i2i_unlearn.data import load_dataset
-
-    train = load_dataset(f"imagefolder:{image_folder}", "train", 16, 1)
-    listing = tmp_path / "forget.txt"
-    listing.write_text(train.ids[0] + "\n")
-    _refused(capsys, ["evaluate", "--model", str(tiny_checkpoint), "--dataset", f"imagefolder:{image_folder}",
-                      "--forget-list", str(listing), "--classifier", "none", "--out", str(tmp_path / "e")], tmp_path,
-             "the forget list has 1 image")
+    _refused(capsys, ["evaluate", "--model", str(tiny_checkpoint), *_one_image_list(image_folder, tmp_path, "train"),
+                      "--classifier", "none", "--out", str(tmp_path / "e")], tmp_path, "the forget list has 1 image")
 
 
 @pytest.mark.parametrize("setting, value", [("hidden_size", 48), ("patch_size", 2)])

@@ -21,6 +21,7 @@ and the public key is written beside the certificate as certificate.pub.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -194,8 +195,6 @@ def seal(certificate: dict, key=None) -> dict:
     body["field_digests"] = field_digests(body)
     sealed = {**body, "digest": sha256_bytes(canonical(body))}
     if key is not None:
-        import base64
-
         sealed["signature"] = {"algorithm": "Ed25519", "key_sha256": key_fingerprint(key.public_key()),
                                "value": base64.b64encode(key.sign(canonical(body))).decode()}
     return sealed
@@ -268,8 +267,6 @@ def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | 
             return problems + [f"{where} is signed, but the key beside it cannot be used: {exc}"]
         notes.append(f"{where}: signature checked with the key beside it (SHA-256 {key_fingerprint(key)[:16]}...); "
                      "pass --public-key to check that it is your organisation's")
-    import base64
-
     from cryptography.exceptions import InvalidSignature
 
     try:

@@ -30,11 +30,19 @@ def check_out_dir(out: str | Path) -> Path:
     return folder
 
 
+def missing_parents(path: str | Path) -> tuple[Path, list[Path]]:
+    """The nearest folder above `path` that exists, and the ones between (nearest to `path` first)
+    that writing `path` would have to create."""
+    missing, place = [], Path(path).absolute().parent
+    while not place.exists() and place != place.parent:
+        missing.append(place)
+        place = place.parent
+    return place, missing
+
+
 def _check_writable(folder: Path) -> None:
     """Make and remove a temporary folder where `folder` (and `folder`.partial beside it) would go."""
-    place = folder.absolute().parent
-    while not place.exists() and place != place.parent:
-        place = place.parent
+    place, _ = missing_parents(folder)
     if not place.is_dir():
         raise UserError(f"cannot create --out {folder}: {place} is not a folder; pick a writable place")
     try:

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from .errors import UserError
-from .records import now
+from .records import missing_parents, now
 
 RECORDS = ("compare.json", "sweep.json", "relearn.json", "metrics.json", "unlearn_record.json")
 KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
@@ -358,10 +358,7 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
             f"<title>i2i-unlearn report</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f'<h1>i2i-unlearn report</h1>\n<p class="muted">written {escape(now())}</p>\n'
             f"<nav><ul>{contents}</ul></nav>\n{sections}</body>\n</html>\n")
-    missing, parent = [], out.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        missing.append(parent)
-        parent = parent.parent
+    parent, missing = missing_parents(out)
     if not parent.is_dir():
         raise UserError(f"cannot write {out}: {parent} is not a folder; pass a writable --out path")
     created, opened = [], False  # what was made for `out`, removed again if it cannot be written
