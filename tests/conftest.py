@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from i2i_unlearn import relearn  # noqa: E402
 from i2i_unlearn.data import load_dataset  # noqa: E402
 from i2i_unlearn.models import FAMILIES, create_model  # noqa: E402
 from i2i_unlearn.train import TrainConfig, train  # noqa: E402
@@ -78,3 +79,11 @@ def image_folder(tmp_path_factory):
         if sum(counts.values()) == 36:
             break
     return root
+
+
+def small_attackers(name, seed=0):
+    """Both attackers of the probe, shrunk to a few steps and images (the test's time)."""
+    settings = dict(images=4, batch_size=4, eval_images=6, seed=seed)
+    if name == "default":
+        return [relearn.ProbeConfig(steps=4, lr=1e-4, eval_every=2, **settings)]
+    return [relearn.ProbeConfig(steps=4, lr=lr, eval_every=2, **settings) for lr in relearn.STRONG_LRS]

@@ -304,3 +304,10 @@ def test_weights_of_another_size_than_the_config_name_the_tensor_and_both_shapes
     line = _refused(capsys, ["evaluate", "--model", str(folder), "--forget-classes", "Bag", "--out",
                              str(tmp_path / "e")], folder, "has shape (")
     assert "report" not in line and "config.json" in line
+
+
+@pytest.mark.parametrize("value, message", [("fast", "'fast' is no attacker"), ("default,default", "repeats")])
+def test_an_unknown_or_repeated_relearning_attacker_is_refused_before_any_work(tmp_path, capsys, value, message):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--relearn", value]) == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "demo").exists()

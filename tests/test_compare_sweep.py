@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from conftest import small_attackers
+from i2i_unlearn import relearn
 from i2i_unlearn.cli import main
 from i2i_unlearn.compare import markdown_table
 from i2i_unlearn.methods import METHODS
@@ -15,8 +17,10 @@ FAST = ["--forget-classes", "Trouser", "--retain-limit", "200", "--steps", "2", 
 @pytest.fixture(scope="module")
 def compare_run(family_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "run"
-    assert main(["compare", "--model", str(family_checkpoint), "--retrained", str(family_checkpoint),
-                 "--out", str(out), *FAST]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relearn, "attacker", small_attackers)
+        assert main(["compare", "--model", str(family_checkpoint), "--retrained", str(family_checkpoint),
+                     "--out", str(out), *FAST]) == 0
     return out
 
 
@@ -31,8 +35,13 @@ def test_compare_writes_a_table_for_every_method(compare_run):
     assert results["retrained"]["to_retrained"]["hole_mse"] == 0
     assert results["retrained"]["to_retrained"]["cosine"] == pytest.approx(1.0, abs=1e-5)
     assert results["i2i"]["seconds"] > 0
+    # every model's steps to relearn under both attackers; the original relearns at once
+    assert all(set(row["steps_to_relearn"]) == {"default", "strong"} for row in results.values())
+    assert results["original"]["steps_to_relearn"] == {"default": 0, "strong": 0}
+    probe = json.loads((compare_run / "compare.json").read_text())["relearn"]
+    assert set(probe["default"]) >= set(results) and probe["default"]["steps"] == [0, 2, 4]
     table = (compare_run / "compare.md").read_text()
-    assert table.count("\n") == len(results) + 2 and "| i2i |" in table
+    assert table.count("\n") == len(results) + 2 and "| i2i |" in table and "relearnt at (strong attacker)" in table
     assert (compare_run / "samples.png").stat().st_size > 0
     assert json.loads((compare_run / "models" / "max_loss" / "config.json").read_text())["i2i_family"]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from i2i_unlearn.cli import main
-from i2i_unlearn.control import GROW, MAX_BACKOFFS, PATIENCE, SHRINK, ControlConfig, Controller
+from i2i_unlearn.control import GROW, MAX_BACKOFFS, PATIENCE, SHRINK, TARGET_FLOOR, ControlConfig, Controller
 from i2i_unlearn.data import hold_out_validation, make_mask, make_splits, stack_images
 from i2i_unlearn.methods import METHODS, create_method
 from i2i_unlearn.metrics import hole_mse
@@ -183,6 +183,27 @@ def test_the_noise_target_is_the_original_models_error_on_noise(tiny_model):
     controller, _, _ = _controller(tiny_model)
     again, _, _ = _controller(copy.deepcopy(tiny_model))
     assert controller.target == again.target > 0 and controller.start == again.start
+
+
+def test_on_a_weak_model_the_noise_target_is_raised_to_the_floor(tiny_model):
+    # An untrained model completes a noise image about as well as the real one: its noise level is
+    # no forgetting at all, so the target is the floor, and the record says why.
+    controller, _, _ = _controller(tiny_model)
+    original = controller.start["forget_error"]
+    assert controller.noise_level < TARGET_FLOOR * original
+    assert controller.target == pytest.approx(TARGET_FLOOR * original)
+    assert controller.target_source.startswith("floor")
+    controller.noise_level, controller.target_source = 0.5 * original, "floor"
+    record = controller.finish(0)
+    assert record["target_error"] == pytest.approx(TARGET_FLOOR * original, rel=1e-5)
+    assert record["noise_level"] == pytest.approx(0.5 * original, rel=1e-5)
+
+
+def test_a_noise_level_above_the_floor_is_the_target(tiny_model, monkeypatch):
+    monkeypatch.setattr(Controller, "_noise_level", lambda self: 10 * self.start["forget_error"])
+    controller, _, _ = _controller(tiny_model)
+    assert controller.target == pytest.approx(10 * controller.start["forget_error"])
+    assert controller.target_source.startswith("noise level")
 
 
 def _validation_error(model, images, seed=0):

@@ -157,7 +157,8 @@ def test_evaluate_command_under_two_processes_writes_once(tiny_checkpoint, tmp_p
 
 
 def test_demo_under_two_processes_writes_once_what_one_process_writes(tmp_path, capsys):
-    flags = ["demo", "--steps", "2", "--batch-size", "8", "--eval-per-class", "4", "--fixed-alpha", "--cpu"]
+    flags = ["demo", "--steps", "2", "--batch-size", "8", "--eval-per-class", "4", "--fixed-alpha", "--cpu",
+             "--relearn", "none"]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
                           "i2i_unlearn.cli", *flags, "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, timeout=600)

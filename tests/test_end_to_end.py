@@ -2,7 +2,9 @@
 
 import json
 
+from i2i_unlearn import relearn
 from i2i_unlearn.cli import main
+from conftest import small_attackers
 
 
 def test_train_record(tiny_checkpoint):
@@ -33,7 +35,8 @@ def test_unlearn_then_evaluate_through_the_cli(tiny_checkpoint, tmp_path, capsys
     assert "retain hole_mse=" in capsys.readouterr().out
 
 
-def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys):
+def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(relearn, "attacker", small_attackers)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "2", "--batch-size", "8", "--eval-per-class", "4"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -43,12 +46,26 @@ def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys):
             assert {"hole_mse", "fid", "cosine", "kid", "ssim", "class_accuracy"} <= set(metrics[column][set_name])
     assert set(metrics["membership_inference"]) == {"original", "unlearned", "retrained"}
     assert metrics["evaluation"]["membership_sets"] == {"members": 8, "non_members": 8}
-    for name in ("samples.png", "tsne.png", "report.html"):
+    for name in ("samples.png", "tsne.png", "relearn.png", "report.html"):
         assert (out / name).stat().st_size > 1000
-    assert "membership inference AUC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "membership inference AUC" in printed and "strong attacker: " in printed
+    # the relearning probe, default attacker: each model's forget error after 0, 2, 4 fine-tuning steps
+    probe = metrics["relearn"]
+    assert probe["steps"] == [0, 2, 4] and probe["settings"]["lr"] == 1e-4
+    for name in ("unlearned", "original", "retrained"):
+        assert len(probe[name]) == 3 and all(error > 0 for error in probe[name])
+    assert probe["original"][0] == probe["original_error"]
+    assert probe["steps_to_relearn"]["original"] == 0  # within 1.25x of itself from the start
+    strong = probe["strong"]
+    assert strong["settings"]["lr"] == [1e-4, 3e-4, 1e-3] and "0.001" in strong["curves"]["unlearned"]  # strongest first
+    assert set(strong["steps_to_relearn"]) == {"unlearned", "original", "retrained"}
     # the deletion is certified, with its metrics, shown in the report, and recomputable by verify
     certificate = json.loads((out / "model" / "certificate.json").read_text())
     assert certificate["metrics"]["after"] == metrics["after"]
+    assert set(certificate["relearning"]) == {"default", "strong"}
+    assert certificate["relearning"]["default"]["steps_to_relearn"] == probe["steps_to_relearn"]["unlearned"]
+    assert certificate["relearning"]["default"]["last_error"] == probe["unlearned"][-1]
     assert certificate["data"]["forget"]["classes"] == {"Trouser": 6000, "Bag": 6000}
     assert "deletion certificate" in (out / "report.html").read_text()
     assert main(["verify", str(out / "model"), "--evaluate"]) == 0

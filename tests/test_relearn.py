@@ -2,7 +2,49 @@
 
 import json
 
+import torch
+
 from i2i_unlearn.cli import main
+from i2i_unlearn.data import make_splits
+from i2i_unlearn.models import load_model
+from i2i_unlearn.relearn import RELEARNED, ProbeConfig, attacker, probe_sets, relearn_curve, steps_to_relearn
+
+
+def _curve(*errors, every=15):
+    return [{"step": every * i, "forget_hole_mse": error} for i, error in enumerate(errors)]
+
+
+def test_steps_to_relearn_is_the_first_measured_step_within_the_factor_of_the_original():
+    original = 0.04
+    curve = _curve(0.2, 0.09, 0.051, 0.049, 0.03)  # 1.25 x 0.04 = 0.05
+    assert steps_to_relearn(curve, original) == 45
+    assert steps_to_relearn(_curve(0.2, 0.0500001, 0.06), original) is None  # never within 1.25x
+    assert steps_to_relearn(_curve(0.05, 0.2), original) == 0  # at the start already
+    assert steps_to_relearn(curve, original, factor=2.0) == 30
+    assert RELEARNED == 1.25
+
+
+def test_the_attackers_are_todays_probe_and_the_worst_case_over_three_learning_rates():
+    (default,) = attacker("default")
+    assert (default.images, default.steps, default.lr) == (16, 60, 1e-4)
+    strong = attacker("strong", seed=3)
+    assert [c.lr for c in strong] == [1e-4, 3e-4, 1e-3] and {c.steps for c in strong} == {200}
+    assert {c.seed for c in strong} == {3}
+
+
+def test_the_probe_is_deterministic_under_a_seed(tiny_checkpoint):
+    model = load_model(tiny_checkpoint)
+    splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=["Trouser"])
+    config = ProbeConfig(images=4, steps=4, batch_size=4, lr=1e-3, eval_every=2, eval_images=6, seed=5)
+    train, test = probe_sets(splits, config)
+    first = relearn_curve(model, train, test, config)
+    again = relearn_curve(model, *probe_sets(splits, config), config)
+    assert first == again and len(first) == 3
+    other = ProbeConfig(**{**config.__dict__, "seed": 6})
+    assert probe_sets(splits, other)[0].indices != train.indices  # the seed picks the attacker's images
+    assert relearn_curve(model, *probe_sets(splits, other), other) != first
+    untouched = load_model(tiny_checkpoint).state_dict()
+    assert all(torch.equal(untouched[key], value) for key, value in model.state_dict().items())  # it tunes a copy
 
 
 def test_relearn_probe_measures_each_model_along_the_way(tiny_checkpoint, tmp_path, capsys):

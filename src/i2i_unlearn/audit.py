@@ -296,9 +296,10 @@ def write_certificate(folder: Path, record: dict, splits, source: Path | None, m
     return _write_sealed(folder, certificate, key)
 
 
-def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None) -> None:
+def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None, relearning: dict | None = None) -> None:
     """Record the before/after metrics of a deletion (and how to recompute them) in its certificate,
-    sealed again (and signed again with `key`)."""
+    sealed again (and signed again with `key`); `relearning`: the relearning probe's summary of the
+    unlearned model per attacker (relearn.certificate_summary)."""
     path = Path(folder) / CERTIFICATE
     certificate = json.loads(path.read_text())
     problems = check_seal(certificate, str(path), key_file=Path(folder) / PUBLIC_KEY)
@@ -307,6 +308,8 @@ def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None) -> None
     if certificate.get("signature") is not None and key is None:
         raise UserError(f"{path} is signed; pass its signing key to add metrics, or they would drop the signature")
     certificate["metrics"], certificate["evaluation"] = metrics, evaluation
+    if relearning is not None:
+        certificate["relearning"] = relearning
     _write_sealed(Path(folder), certificate, key)
 
 

@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
     demo.add_argument("--model", default="mae", help="which bundled model: mae (default), diffusion or vqgan")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
+    _add_relearn_flag(demo)
     _add_eval_flags(demo)
     _add_unlearn_flags(demo)
     _add_sign_flag(demo)
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
     compare.add_argument("--methods", type=_csv, default=None, help="default: every method")
     compare.add_argument("--out", required=True)
+    _add_relearn_flag(compare)
     _add_data_flags(compare)
     _add_eval_flags(compare)
     _add_unlearn_flags(compare)
@@ -212,6 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="PEM public key the certificate must be signed with (your organisation's); "
                              "without it a signature is checked against the certificate.pub beside it")
     return parser
+
+
+def _add_relearn_flag(parser):
+    parser.add_argument("--relearn", type=_csv, default=["default", "strong"],
+                        help="relearning probes to run on each model: default (16 forget images, 60 steps, lr 1e-4), "
+                             "strong (worst case over lr 1e-4, 3e-4, 1e-3, 200 steps), both (the default: "
+                             "default,strong) or none")
+
+
+def _attackers(args) -> tuple[str, ...]:
+    if args.relearn == ["none"]:
+        return ()
+    if args.relearn == ["both"]:
+        return ("default", "strong")
+    for name in args.relearn:
+        if name not in ("default", "strong"):
+            raise UserError(f"--relearn {name!r} is no attacker; give default, strong, both or none")
+    if len(set(args.relearn)) < len(args.relearn):
+        raise UserError(f"--relearn {','.join(args.relearn)} repeats an attacker; name each once")
+    return tuple(args.relearn)
 
 
 def _add_sign_flag(parser):
@@ -351,7 +373,7 @@ def _run_demo(args) -> None:
     _processes(args)
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
              features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps,
-             sign_key=key)
+             sign_key=key, attackers=_attackers(args))
 
 
 def _run_unlearn(args) -> None:
@@ -436,7 +458,7 @@ def _run_compare(args) -> None:
     splits = _splits(args, model)
     compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
             args.task, cpu=args.cpu, features=args.features, classifier=args.classifier,
-            eval_per_class=args.eval_per_class, steps=args.sampling_steps)
+            eval_per_class=args.eval_per_class, steps=args.sampling_steps, attackers=_attackers(args))
 
 
 def _run_sweep(args) -> None:

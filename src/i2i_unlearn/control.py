@@ -8,7 +8,9 @@ two measurements differ only by the weights) and the family's embedding distance
 - Budget: the retain validation error may rise by at most `retain_budget` (relative, default 5%).
 - Target: the forget validation error the run aims at. Default "noise": the error the original
   model makes when its encoder sees a noise image instead of the image (what it can say about an
-  image it never learned: nothing but its known pixels); or a number R: R times the original error.
+  image it never learned: nothing but its known pixels), but at least TARGET_FLOOR times the
+  original error (a weak model completes noise almost as well as the image, so its noise level
+  alone would call a run that forgot nothing "done"); or a number R: R times the original error.
 - Strength: the method's `forget_alpha` (the weight of the forget term against the retain
   term). While less than half the budget is used, it grows by GROW at each check. When a check
   finds the budget exceeded, `forget_alpha` shrinks by SHRINK and the run goes on from where it
@@ -47,6 +49,8 @@ RECOVERY_CHECKS = 3  # over-budget checks in a row (the retain error falling) be
 PATIENCE = 4  # checks without new progress (with over half the budget used) before stopping
 MIN_GAIN = 0.01  # progress (share of the way to the target) that counts as new, since the last new progress
 MIN_EMBEDDING_GAIN = 0.02  # or: relative fall of the forget embedding distance since then
+TARGET_FLOOR = 1.3  # the noise target is at least this times the original forget error: the smallest
+# ratio of a retrained model's forget error to its original's that we measured (VQ-GAN, docs/control.md)
 MIN_RISE = 0.02  # a kept forget error less than this much (relative) over the original's, and under
 # MIN_GAIN of the way to the target, is no progress (the way alone misjudges a far target)
 
@@ -104,11 +108,19 @@ class Controller:
         self.start = self._measure()
         ratio = config.target_ratio()
         if ratio is None:
-            self.target = self._noise_level()
-            self.target_source = f"noise level ({config.forget_target}: the original model's error when it sees noise)"
+            noise, floor = self._noise_level(), TARGET_FLOOR * self.start["forget_error"]
+            self.target = max(noise, floor)
+            if noise >= floor:
+                self.target_source = "noise level (the original model's error when it sees noise)"
+            else:
+                self.target_source = (f"floor ({TARGET_FLOOR:g}x the original forget error; the noise level, "
+                                      f"{noise / self.start['forget_error']:.2f}x, is too close to the original "
+                                      "error on this model to show forgetting)")
+            self.noise_level = noise
         else:
             self.target = ratio * self.start["forget_error"]
             self.target_source = f"{ratio:g}x the original forget error"
+            self.noise_level = None
         self.best = self._snapshot(0, self._entry(0, self.start), None)
         self.path.append(self.best["entry"])
         self.mark = self.best["entry"]
@@ -295,6 +307,7 @@ class Controller:
                 "stopped_by": stopped_by if stopped_by != "steps" else "steps_ran_out",
                 "retain_budget": self.config.retain_budget, "forget_target": self.config.forget_target,
                 "target_error": round(self.target, 6), "target_source": self.target_source,
+                "noise_level": None if self.noise_level is None else round(self.noise_level, 6),
                 "original": {k: round(v, 6) for k, v in self.start.items()},
                 "kept_step": self.best["step"], "kept": best, "steps_run": steps_run,
                 "check_every": self.config.check_every, "task": self.config.task,

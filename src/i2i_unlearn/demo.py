@@ -2,7 +2,8 @@
 evaluated before and after.
 
 It also evaluates the bundled model retrained without those classes (the gold standard) when the
-forget classes are the ones it left out, runs the membership inference attack on all three, and
+forget classes are the ones it left out, runs the membership inference attack and the relearning
+probe (relearn.py: how fast a short fine-tune brings the forgotten classes back) on all three, and
 ends with an HTML report of everything.
 """
 
@@ -16,10 +17,11 @@ from .data import make_splits
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
+from .relearn import certificate_summary, describe, relearning
 from .records import main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
-from .viz import completion_rows, control_plot, sample_grid, tsne_plot
+from .viz import completion_rows, control_plot, relearn_plot, sample_grid, tsne_plot
 
 DEMO_FORGET_CLASSES = ["Trouser", "Bag"]
 # Sampling steps of the demo per family: DDIM steps for diffusion, sized to finish in minutes on 2 cores.
@@ -54,10 +56,11 @@ def format_table(columns: dict[str, dict]) -> str:
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
              config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
              features: str = "efficientnet-lite0", classifier: str | None = "auto", family: str = "mae",
-             steps: int | None = None, sign_key=None) -> dict:
+             steps: int | None = None, sign_key=None, attackers: tuple[str, ...] = ("default", "strong")) -> dict:
     """Unlearn two classes from the bundled model of `family`; write metrics.json, samples.png,
     tsne.png, report.html. `steps`: sampling steps (default: the demo's choice for the family);
-    `sign_key`: an Ed25519 private key that signs the deletion certificate."""
+    `sign_key`: an Ed25519 private key that signs the deletion certificate; `attackers`: the
+    relearning probes run on the original, unlearned and retrained models (relearn.py; () for none)."""
     if family not in DEFAULT_BUNDLED:
         raise UserError(f"no bundled {family!r} model; demo --model takes {', '.join(DEFAULT_BUNDLED)}")
     forget_classes = forget_classes or DEMO_FORGET_CLASSES
@@ -99,12 +102,20 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
         columns["retrained"], completions["retrained"], auc["retrained"] = measure(
             "the model retrained without them", load_model(retrained_path))
 
+    relearn = None
+    if attackers:
+        probed = {"unlearned": model, "original": load_model(checkpoint)}
+        if retrained_path is not None:
+            probed["retrained"] = load_model(retrained_path)
+        results = relearning(probed, splits, attackers, steps, config.seed, say=say)
+        relearn = {**results.get("default", {}), **({"strong": results["strong"]} if "strong" in results else {})}
+        model.eval()
     metrics = {"model": str(checkpoint), "family": model.family, "method": config.method,
                "forget_classes": splits.forget_classes, "task": task, "features": extractor.name,
                "unlearn_seconds": record["seconds"],
                "before": before, "after": after, "retrained": columns.get("retrained"),
                "retrained_model": str(retrained_path) if retrained_path else None,
-               "membership_inference": auc,
+               "membership_inference": auc, "relearn": relearn,
                "evaluation": evaluator.describe(),
                "data": splits.info, "unlearn_config": record["config"], "control": record.get("control"),
                "versions": versions(),
@@ -114,7 +125,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     write_json(folder / "metrics.json", metrics)
     add_metrics(folder / "model", {"before": before, "after": after},
                 {**evaluator.describe(), "features": features, "classifier": classifier,
-                 "eval_per_class": eval_per_class}, key=sign_key)
+                 "eval_per_class": eval_per_class}, key=sign_key,
+                relearning=certificate_summary(results) if attackers else None)
     columns_shown = 8
     sections = [(name, completion_rows(before_samples[name]["truth"][:columns_shown],
                                        before_samples[name]["hole"][:columns_shown],
@@ -129,12 +141,16 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
               title=f"t-SNE of {extractor.name} embeddings after unlearning")
     if record.get("control"):
         control_plot(record["control"], folder / "control.png")
+    if relearn and "steps" in relearn:
+        relearn_plot(relearn, folder / "relearn.png")
     report = write_report([folder], folder / "report.html")
     print(format_table(columns))
     print("membership inference AUC (0.5 = cannot tell members): "
           + ", ".join(f"{name} {value:.3f}" for name, value in auc.items()))
     if record.get("control"):
         print(record["control"]["message"])
+    if attackers:
+        print("\n".join(describe(results)))
     print(f"unlearning took {record['seconds']:.0f} s; wrote {folder}/metrics.json, samples.png, tsne.png "
           f"and {report.name}")
     return metrics

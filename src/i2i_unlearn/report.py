@@ -22,7 +22,7 @@ KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cos
 LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
           "kid_std": "KID std", "class_accuracy": "class accuracy"}
 WIDE_TABLE_SKIPS = ("images", "kid_std")  # kept in the JSON; they crowd the one-row-per-model tables
-KNOWN_IMAGES = ("samples.png", "control.png", "tradeoff.png", "tsne.png")
+KNOWN_IMAGES = ("samples.png", "relearn.png", "control.png", "tradeoff.png", "tsne.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 CSS = """
@@ -160,7 +160,27 @@ def _demo(record: dict) -> str:
                 for m in metric_names(*sets.values())]
         parts.append(f"<h3>{escape(set_name)} set</h3>"
                      + _table(["metric", *map(escape, sets), "after ÷ before"], rows))
-    return "".join(parts) + _membership(record) + _control(record)
+    return "".join(parts) + _membership(record) + _relearning(record) + _control(record)
+
+
+def _relearning(record: dict) -> str:
+    """The relearning probe of a demo (its "relearn" record): each attacker's steps to relearn."""
+    relearn = _dict(record.get("relearn"))
+    if not relearn:
+        return ""
+    attackers = {"default": relearn, **({"strong": _dict(relearn["strong"])} if "strong" in relearn else {})}
+    models = list(dict.fromkeys(m for a in attackers.values() for m in _dict(a.get("steps_to_relearn"))))
+    rows = []
+    for name, result in attackers.items():
+        settings = _dict(result.get("settings"))
+        found = _dict(result.get("steps_to_relearn"))
+        rows.append([escape(name), escape(f"lr {settings.get('lr')}, {settings.get('steps')} steps")]
+                    + [fmt(found[m]) if found.get(m) is not None else "not within the probe" for m in models])
+    return ("<h3>relearning probe</h3><p class=\"muted\">steps of fine-tuning on a few forget training images "
+            "until the forget-test hole MSE is within "
+            f"{fmt(_dict(relearn.get('settings')).get('relearned_within'))}x the original model's; an unlearned model "
+            "that relearns much sooner than the retrained one still holds what it forgot (curves: relearn.png)</p>"
+            + _table(["attacker", "settings", *map(escape, models)], rows))
 
 
 def _action(point: dict) -> str:

@@ -117,3 +117,32 @@ def control_plot(control: dict, path: str | Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def relearn_plot(relearn: dict, path: str | Path) -> None:
+    """The relearning probe's default attacker (metrics.json "relearn"): each model's forget-test hole
+    MSE against the fine-tuning step, with the "relearnt" line (RELEARNED x the original's error)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"original": "tab:grey", "unlearned": "tab:red", "retrained": "tab:green"}
+    figure, axis = plt.subplots(figsize=(5.6, 3.6))
+    for name, colour in colours.items():
+        if relearn.get(name):
+            relearnt = relearn["steps_to_relearn"].get(name)
+            label = f"{name} (relearnt at step {relearnt})" if relearnt is not None else f"{name} (not relearnt)"
+            axis.plot(relearn["steps"], relearn[name], "o-", ms=3, color=colour, label=label)
+    if relearn.get("original_error") is not None:
+        level = relearn["settings"]["relearned_within"] * relearn["original_error"]
+        axis.axhline(level, color="black", ls=":", lw=1, label=f"{relearn['settings']['relearned_within']:g}x the original")
+    settings = relearn["settings"]
+    axis.set_xlabel(f"fine-tuning steps on {settings['train_images']} forget images (lr {settings['lr']:g})")
+    axis.set_ylabel("forget-test hole MSE")
+    axis.set_title("relearning probe: how fast the forgotten classes come back", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
