@@ -4,6 +4,8 @@ import json
 
 import torch
 
+from conftest import small_attackers
+from i2i_unlearn import relearn
 from i2i_unlearn.cli import main
 from i2i_unlearn.data import make_splits
 from i2i_unlearn.models import load_model
@@ -72,3 +74,22 @@ def test_relearn_probe_refuses_a_reference_of_another_family(tiny_checkpoint, tm
                  "--forget-classes", "Trouser", "--out", str(tmp_path / "p")]) == 2
     assert "one family and size" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_evaluate_with_the_original_probes_relearning(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(relearn, "attacker", small_attackers)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--original", str(tiny_checkpoint), "--forget-classes",
+                 "Trouser", "--eval-per-class", "2", "--classifier", "none", "--out", str(out)]) == 0
+    probe = json.loads((out / "metrics.json").read_text())["relearn"]
+    assert set(probe) == {"default", "strong"}
+    assert probe["default"]["model"] == probe["default"]["original"]  # the same checkpoint, the same seed
+    assert probe["default"]["steps_to_relearn"] == {"model": 0, "original": 0}
+    assert "default attacker: model at step 0" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_relearning_probe_without_the_original(tiny_checkpoint, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--forget-classes", "Trouser", "--relearn", "default",
+                 "--out", str(tmp_path / "eval")]) == 2
+    assert "--relearn needs --original" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(evaluate)
     _add_eval_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=100, help="images completed at once")
+    evaluate.add_argument("--original", default=None,
+                          help="the checkpoint before unlearning: with it, the relearning probe runs (--relearn)")
+    evaluate.add_argument("--retrained", default=None, help="checkpoint retrained without the forget set: probed too")
+    evaluate.add_argument("--relearn", type=_csv, default=None,
+                          help="relearning probes (default, strong, both or none); default: both when --original is "
+                               "given, else none")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
@@ -408,23 +414,34 @@ def _run_evaluate(args) -> None:
     from .evaluate import Evaluator
     from .models import load_model
     from .records import RunRecord, prepare_out_dir
+    from .relearn import describe, relearning
     from .viz import completion_rows, sample_grid
 
     state = PartialState(cpu=args.cpu)  # several processes (torchrun, accelerate launch) share the images out
     model = load_model(args.model).to(state.device)
     model.check_steps(args.sampling_steps)
     check_memory("--batch-size", args.batch_size, model.channels, model.image_size)
+    if args.relearn is None:
+        args.relearn = ["both"] if args.original else ["none"]
+    attackers = _attackers(args)
+    if attackers and not args.original:
+        raise UserError("--relearn needs --original: steps to relearn are counted against the original model's "
+                        "forget error; pass the checkpoint before unlearning")
+    references = {name: _same_kind(load_model(path), model, name, path)
+                  for name, path in (("original", args.original), ("retrained", args.retrained)) if path}
     splits = _splits(args, model)
     evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
                           args.sampling_steps, args.eval_per_class, batch_size=args.batch_size)
     folder = prepare_out_dir(args.out)  # every process checks it, the first creates it
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples, auc = evaluator(model)
+    probe = (relearning({"model": model, **references}, splits, attackers, args.sampling_steps, args.seed,
+                        say=print if state.is_main_process else lambda *_: None) if attackers else None)
     if not state.is_main_process:
         return  # one writer
     record.finish(model=str(args.model), family=model.family, task=args.task, features=evaluator.extractor.name,
                   data=splits.info, metrics=metrics, membership_inference={"model": auc},
-                  evaluation=evaluator.describe(), processes=state.num_processes)
+                  evaluation=evaluator.describe(), processes=state.num_processes, relearn=probe)
     record.write(Path(folder) / "metrics.json")
     sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
                  for name, s in samples.items()], Path(folder) / "samples.png")
@@ -432,6 +449,18 @@ def _run_evaluate(args) -> None:
     for name, values in metrics.items():
         print(name, " ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "images"),
               f"({values['images']} images)")
+    if probe:
+        print("\n".join(describe(probe)))
+
+
+def _same_kind(reference, model, name: str, path: str):
+    """`reference` when it is of `model`'s family, size and channels; else one line naming the mismatch."""
+    if (reference.family, reference.image_size, reference.channels) != (model.family, model.image_size,
+                                                                        model.channels):
+        raise UserError(f"--{name} {path} is a {reference.family} model of {reference.image_size}px x "
+                        f"{reference.channels} channel(s); it must match --model ({model.family}, "
+                        f"{model.image_size}px x {model.channels})")
+    return reference
 
 
 def _run_compare(args) -> None:
@@ -449,12 +478,7 @@ def _run_compare(args) -> None:
     model = load_model(args.model)
     model.check_steps(args.sampling_steps)
     if args.retrained:
-        retrained = load_model(args.retrained)  # fail now, not after every method has run
-        if (retrained.family, retrained.image_size, retrained.channels) != (model.family, model.image_size,
-                                                                            model.channels):
-            raise UserError(f"--retrained {args.retrained} is a {retrained.family} model of "
-                            f"{retrained.image_size}px x {retrained.channels} channel(s); it must match --model "
-                            f"({model.family}, {model.image_size}px x {model.channels})")
+        _same_kind(load_model(args.retrained), model, "retrained", args.retrained)  # now, not after every method
     splits = _splits(args, model)
     compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
             args.task, cpu=args.cpu, features=args.features, classifier=args.classifier,
