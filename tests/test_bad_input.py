@@ -165,6 +165,39 @@ def _command_flags():
 
 
 FLAGS = _command_flags()
+EXTERNAL_FLAGS = {"--local-dir"}  # flags of other programs that our advice names (hf download)
+
+
+def _options(command: str) -> set[str]:
+    import argparse
+
+    from i2i_unlearn.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return {option for action in commands[command]._actions for option in action.option_strings}
+
+
+def _flags_named(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text))
+
+
+def test_every_flag_our_messages_name_exists():
+    """Advice must not send a user to a flag no command has (a renamed or dropped one)."""
+    import ast
+    import pathlib
+
+    import i2i_unlearn
+
+    every = set().union(*(_options(command) for command in FLAGS)) | EXTERNAL_FLAGS
+    unknown = {}
+    for path in pathlib.Path(i2i_unlearn.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for flag in _flags_named(node.value) - every:
+                    unknown.setdefault(flag, path.name)
+    assert not unknown, unknown
 
 
 @st.composite
@@ -203,3 +236,5 @@ def test_every_command_runs_or_refuses_in_one_line_and_writes_nothing(tiny_check
     assert code == 2, (command, extra, err[-1500:])
     assert len(lines) == 1 and lines[0].startswith("i2i-unlearn: error:"), (command, extra, err[-1500:])
     assert not any(root.iterdir()), (command, extra, sorted(root.rglob("*")))
+    # the advice names only flags this command has (or another program's, quoted as such)
+    assert _flags_named(lines[0]) <= _options(command) | EXTERNAL_FLAGS, (command, lines[0])
