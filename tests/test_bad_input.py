@@ -183,6 +183,23 @@ def _flags_named(text: str) -> set[str]:
     return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text))
 
 
+def test_help_says_what_every_flag_does_and_its_default():
+    import argparse
+
+    from i2i_unlearn.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, parser in commands.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, (name, action.option_strings)
+            if action.default is not None and action.nargs != 0:  # what --help prints for the flag
+                assert "default" in formatter._get_help_string(action), (name, action.option_strings)
+        assert "(default: 0)" in " ".join(parser.format_help().split()) or name in ("report", "verify"), name
+
+
 def test_every_flag_our_messages_name_exists():
     """Advice must not send a user to a flag no command has (a renamed or dropped one)."""
     import ast

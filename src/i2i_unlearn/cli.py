@@ -30,8 +30,25 @@ from .records import main_process  # noqa: E402
 MODEL_HELP = "checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)"
 
 
+class _Help(argparse.HelpFormatter):
+    """--help that shows each flag's default after what it does (unless the text already says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default is None or default is False or default == argparse.SUPPRESS
+                or "default" in text or action.nargs == 0):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown or 'none'})".replace("%", "%%").replace("%%(", "%(")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line and exit 2, like every other bad input."""
+    """argparse whose usage errors are one line and exit 2, like every other bad input; --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"i2i-unlearn: error: {message} (see '{self.prog} --help')\n")
@@ -51,6 +68,7 @@ AT_LEAST_ONE = ("steps", "batch_size", "image_size", "eval_per_class", "probe_im
 NOT_NEGATIVE = ("warmup_steps",)
 NUMBERS = {"lr": (0, False), "forget_alpha": (0, True), "retain_alpha": (0, True), "weight_decay": (0, True),
            "grad_clip": (0, True)}
+SEED_HELP = "seed of every random draw (data order, masks, noise, sampling): the same seed repeats a run"
 SEED_LIMIT = 2 ** 31  # numpy's generators take below 2**32; the runs add small offsets (process, loader)
 
 
@@ -107,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vqgan: reuse this trained tokenizer (a VQ-GAN checkpoint or VQModel folder, or "
                             "bundled:NAME); without it a tokenizer is trained first")
     train.add_argument("--tokenizer-steps", type=int, default=2500, help="vqgan: tokenizer training steps")
-    train.add_argument("--image-size", type=int, default=32)
-    train.add_argument("--channels", type=int, default=1, choices=[1, 3])
+    train.add_argument("--image-size", type=int, default=32, help="image side in pixels (images are resized)")
+    train.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 for grey, 3 for colour")
     train.add_argument("--exclude-classes", type=lambda text: _csv(text) if text.strip() else [], default=[],
                        help="classes to leave out (retrain); empty: none")
     train.add_argument("--model-config", type=_model_settings, default={},
@@ -116,13 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mask", default=None,
                        help="training mask (default: the family's: random:0.75 for mae, hybrid for diffusion, "
                             "mage for vqgan)")
-    train.add_argument("--steps", type=int, default=2000)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--weight-decay", type=float, default=0.05)
-    train.add_argument("--warmup-steps", type=int, default=100)
-    train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--steps", type=int, default=2000, help="training steps")
+    train.add_argument("--batch-size", type=int, default=128, help="images per step")
+    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine schedule)")
+    train.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
+    train.add_argument("--warmup-steps", type=int, default=100, help="steps of linear learning-rate warm-up")
+    train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                       help="precision of the saved weights")
+    train.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _add_speed_flags(train)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
     _add_resume_flags(train)
@@ -131,13 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="train the small classifier used for features and forget-class accuracy")
     _add_data_flags(classifier, with_forget=False)
     classifier.add_argument("--out", required=True, help="new folder for the classifier and its record")
-    classifier.add_argument("--image-size", type=int, default=32)
-    classifier.add_argument("--channels", type=int, default=1, choices=[1, 3])
+    classifier.add_argument("--image-size", type=int, default=32, help="image side in pixels (images are resized)")
+    classifier.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 for grey, 3 for colour")
     classifier.add_argument("--width", type=int, default=16, help="channels of the first conv block")
-    classifier.add_argument("--steps", type=int, default=2000)
-    classifier.add_argument("--batch-size", type=int, default=128)
-    classifier.add_argument("--lr", type=float, default=2e-3)
-    classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--steps", type=int, default=2000, help="training steps")
+    classifier.add_argument("--batch-size", type=int, default=128, help="images per step")
+    classifier.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate")
+    classifier.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     classifier.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
     demo = commands.add_parser("demo", help="a bundled model forgets two Fashion-MNIST classes")
@@ -169,14 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--relearn", type=_csv, default=None,
                           help="relearning probes (default, strong, both or none); default: both when --original is "
                                "given, else none")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     evaluate.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
     compare = commands.add_parser("compare", help="every method and the retrained model, side by side")
     compare.add_argument("--model", required=True, help=MODEL_HELP)
     compare.add_argument("--retrained", default=None, help="checkpoint trained without the forget set")
     compare.add_argument("--methods", type=_csv, default=None, help="default: every method")
-    compare.add_argument("--out", required=True)
+    compare.add_argument("--out", required=True, help="new folder for compare.json, compare.md, samples.png and the models")
     _add_relearn_flag(compare)
     _add_data_flags(compare)
     _add_eval_flags(compare)
@@ -184,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="the paper's method over several forget_alpha values, plotted")
     sweep.add_argument("--model", required=True, help=MODEL_HELP)
-    sweep.add_argument("--alphas", type=_csv, default=["0.02", "0.05", "0.1", "0.2", "0.5", "1.0"])
+    sweep.add_argument("--alphas", type=_csv, default=["0.02", "0.05", "0.1", "0.2", "0.5", "1.0"],
+                       help="forget_alpha of each point, comma-separated")
     sweep.add_argument("--compare", default=None, help="a compare.json whose models to mark on the plot")
-    sweep.add_argument("--out", required=True)
+    sweep.add_argument("--out", required=True, help="new folder for sweep.json, tradeoff.png and the models")
     _add_data_flags(sweep)
     _add_eval_flags(sweep)
     _add_unlearn_flags(sweep)
@@ -203,14 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", required=True, help="new folder for relearn.json")
     _add_data_flags(probe)
     probe.add_argument("--probe-images", type=int, default=16, help="forget training images to fine-tune on")
-    probe.add_argument("--steps", type=int, default=60)
-    probe.add_argument("--batch-size", type=int, default=16)
-    probe.add_argument("--lr", type=float, default=1e-4)
-    probe.add_argument("--eval-every", type=int, default=15)
+    probe.add_argument("--steps", type=int, default=60, help="fine-tuning steps")
+    probe.add_argument("--batch-size", type=int, default=16, help="images per fine-tuning step")
+    probe.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate of the fine-tuning")
+    probe.add_argument("--eval-every", type=int, default=15, help="steps between measurements")
     probe.add_argument("--eval-images", type=int, default=100, help="forget test images measured at each point")
     probe.add_argument("--sampling-steps", type=int, default=None,
                        help="sampling steps of a completion (default: the family's)")
-    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--seed", type=int, default=0, help=SEED_HELP)
 
     verify = commands.add_parser("verify", help="check a deletion certificate against the files on disk")
     verify.add_argument("certificate", help="an unlearned checkpoint folder or its certificate.json")
@@ -288,10 +308,13 @@ def _add_unlearn_flags(parser):
     from .unlearn import UnlearnConfig
 
     defaults = UnlearnConfig()
-    parser.add_argument("--method", default=defaults.method, choices=sorted(METHODS))
-    parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha)
-    parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha)
-    parser.add_argument("--noise", default=defaults.noise, choices=NOISE_KINDS)
+    parser.add_argument("--method", default=defaults.method, choices=sorted(METHODS),
+                        help="unlearning method (docs/results.md compares them)")
+    parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha,
+                        help="weight of the forget term (where a controlled run starts)")
+    parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha, help="weight of the retain term")
+    parser.add_argument("--noise", default=defaults.noise, choices=NOISE_KINDS,
+                        help="noise image whose embedding the forget images are pulled to")
     parser.add_argument("--mask", default=None,
                         help="mask during unlearning (default: the family's training mask, e.g. random:0.75 for "
                              "mae, hybrid for diffusion, mage for vqgan)")
@@ -303,7 +326,8 @@ def _add_unlearn_flags(parser):
                              f"(default {defaults.retain_budget:g} = 5%%); the run adapts forget_alpha within it")
     parser.add_argument("--forget-target", default=None,
                         help="forget validation error to reach: 'noise' (default: the model's error when it sees "
-                             "noise instead of the image) or a ratio to the original error, e.g. 3")
+                             "noise instead of the image, but at least 1.3x the original error) or a ratio to the "
+                             "original error, e.g. 3")
     parser.add_argument("--fixed-alpha", action="store_true",
                         help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
     parser.add_argument("--settle", type=float, default=None, metavar="TOL",
@@ -315,14 +339,15 @@ def _add_unlearn_flags(parser):
                         help="validation images per set held out of training for a controlled run "
                              f"(default {defaults.val_images})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per set per step")
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--beta1", type=float, default=defaults.beta1)
-    parser.add_argument("--beta2", type=float, default=defaults.beta2)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (constant after warm-up)")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    parser.add_argument("--beta1", type=float, default=defaults.beta1, help="AdamW first-moment decay")
+    parser.add_argument("--beta2", type=float, default=defaults.beta2, help="AdamW second-moment decay")
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
+                        help="steps of linear learning-rate warm-up")
     parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
                         help="max gradient norm; 0 turns clipping off")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=SEED_HELP)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
     _add_speed_flags(parser)
 
