@@ -86,3 +86,27 @@ def test_unlearning_runs_as_two_processes(tiny_checkpoint, tmp_path):
     record = json.loads((out / "unlearn_record.json").read_text())
     assert record["processes"] == 2 and (out / "model.safetensors").exists()
     assert result.stdout.count("unlearned in") == 1
+
+
+def test_an_unlearned_checkpoint_keeps_its_sources_precision_unless_told(tiny_checkpoint, tmp_path):
+    import torch
+    from safetensors import safe_open
+
+    from i2i_unlearn.models import load_model
+
+    half = tmp_path / "half"
+    load_model(tiny_checkpoint).save_pretrained(half, dtype=torch.float16)
+
+    def stored(folder):
+        with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+            return {weights.get_slice(name).get_dtype() for name in weights.keys()}
+
+    flags = ["--forget-classes", "Trouser", "--retain-limit", "50", "--steps", "2", "--batch-size", "4", "--fixed-alpha"]
+    assert main(["unlearn", "--model", str(half), "--out", str(tmp_path / "a"), *flags]) == 0
+    assert stored(tmp_path / "a") == {"F16"}
+    record = json.loads((tmp_path / "a" / "unlearn_record.json").read_text())
+    assert record["config"]["save_dtype"] == "float16"  # the effective value, not null
+    assert main(["unlearn", "--model", str(half), "--out", str(tmp_path / "b"), "--save-dtype", "float32", *flags]) == 0
+    assert stored(tmp_path / "b") == {"F32"}
+    assert main(["unlearn", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "c"), *flags]) == 0
+    assert stored(tmp_path / "c") == {"F32"}

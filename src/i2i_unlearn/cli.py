@@ -349,6 +349,8 @@ def _add_unlearn_flags(parser):
                         help="max gradient norm; 0 turns clipping off")
     parser.add_argument("--seed", type=int, default=defaults.seed, help=SEED_HELP)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+    parser.add_argument("--save-dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                        help="precision of the saved weights (default: the source checkpoint's)")
     _add_speed_flags(parser)
 
 
@@ -373,7 +375,8 @@ def _unlearn_config(args, fixed: str | None = None):
                          noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
                          warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
-                         settle=args.settle, precision=args.precision, compile=args.compile, **control)
+                         settle=args.settle, precision=args.precision, compile=args.compile,
+                         save_dtype=args.save_dtype, **control)
 
 
 def _splits(args, model):

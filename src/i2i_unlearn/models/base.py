@@ -78,6 +78,27 @@ def check_finite_file(weights: Path) -> None:
             from None
 
 
+SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def stored_dtype(folder: Path) -> str:
+    """The floating-point type a checkpoint folder stores its weights in (its first floating tensor
+    of its top-level safetensors files); "float32" when it names none."""
+    from safetensors import safe_open
+
+    names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+    for weights in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), "pt") as stored:
+                for name in stored.keys():
+                    kind = stored.get_slice(name).get_dtype()
+                    if kind in names:
+                        return names[kind]
+        except Exception:  # an unreadable file was refused when the model was loaded
+            continue
+    return "float32"
+
+
 def load_checked(weights: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Read a safetensors file whose tensors must match `expected` (a state dict) by name and shape
     and be finite; any mismatch is one line that names the first offending tensor."""
