@@ -32,7 +32,10 @@ def test_unlearn_then_evaluate_through_the_cli(tiny_checkpoint, tmp_path, capsys
     for values in metrics.values():
         assert values["hole_mse"] > 0 and values["fid"] >= 0 and -1 <= values["cosine"] <= 1
     assert (report / "samples.png").stat().st_size > 0
-    assert "retain hole_mse=" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "retain hole_mse=" in printed and "kid_std" not in printed
+    assert "(exact, whole sets)" in printed  # 27 and 3 images: KID is computed once, with no spread to show
+    assert json.loads((report / "metrics.json").read_text())["evaluation"]["sampling_steps"] is None  # one pass
 
 
 def test_demo_writes_metrics_pictures_and_report(tmp_path, capsys, monkeypatch):

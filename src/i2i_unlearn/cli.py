@@ -475,8 +475,10 @@ def _run_evaluate(args) -> None:
                  for name, s in samples.items()], Path(folder) / "samples.png")
     print(f"membership inference AUC {auc:.3f} (0.5 = cannot tell members)")
     for name, values in metrics.items():
-        print(name, " ".join(f"{k}={v:.4f}" for k, v in values.items() if k != "images"),
-              f"({values['images']} images)")
+        shown = {k: f"{v:.4f}" for k, v in values.items() if k not in ("images", "kid_std")}
+        if "kid" in shown:  # std over random subsets; none when the whole sets were one subset (exact)
+            shown["kid"] += f"±{values['kid_std']:.4f}" if values.get("kid_std") else " (exact, whole sets)"
+        print(name, " ".join(f"{k}={v}" for k, v in shown.items()), f"({values['images']} images)")
     if probe:
         print("\n".join(describe(probe)))
 

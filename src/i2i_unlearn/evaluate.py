@@ -247,7 +247,7 @@ class Evaluator:
         parse_task(task)
         dataset = splits.info.get("dataset", "")
         self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
-        self.batch_size = batch_size
+        self.batch_size, self.used_steps = batch_size, steps
         self.extractor = get_extractor(features, dataset)
         self.classifier = default_classifier(dataset, classifier)
         self.members = self.non_members = None
@@ -261,6 +261,8 @@ class Evaluator:
 
     def __call__(self, model: I2IModel, keep_outputs: bool = False) -> tuple[dict, dict, float | None]:
         """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""
+        if model.sampler_steps:  # the steps actually used, for the record (None: a one-pass family)
+            self.used_steps = self.steps if self.steps is not None else model.default_steps
         metrics, samples = evaluate(model, self.sets, self.task, self.extractor, seed=self.seed, cache=self.cache,
                                     keep_outputs=keep_outputs, classifier=self.classifier, steps=self.steps,
                                     progress=self.progress, batch_size=self.batch_size)
@@ -272,7 +274,8 @@ class Evaluator:
     def describe(self) -> dict:
         """What a run record says about this evaluation."""
         info = {"task": self.task, "seed": self.seed, "features": self.extractor.name,
-                "sets": {name: len(images) for name, images in self.sets.items()}, "sampling_steps": self.steps,
+                "sets": {name: len(images) for name, images in self.sets.items()},
+                "sampling_steps": self.used_steps,
                 "batch_size": self.batch_size}
         if self.members is not None:
             info["membership_sets"] = {"members": len(self.members), "non_members": len(self.non_members)}

@@ -158,8 +158,10 @@ def relearning(models: dict[str, I2IModel], splits, attackers=("default", "stron
                 if step is not None:
                     found.append(step)
             steps_needed[label] = min(found) if found else None
+        first = next(iter(models.values()))
+        used = sampling_steps if sampling_steps is not None or not first.sampler_steps else first.default_steps
         settings = {**configs[0].__dict__, "lr": [c.lr for c in configs] if len(configs) > 1 else configs[0].lr,
-                    "relearned_within": RELEARNED, "sampling_steps": sampling_steps,
+                    "relearned_within": RELEARNED, "sampling_steps": used,
                     "test_images": len(test_images), "train_images": len(train_images)}
         result = {"settings": settings, "original_error": None if original is None else round(original, 6),
                   "steps_to_relearn": steps_needed}

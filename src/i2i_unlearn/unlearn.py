@@ -124,6 +124,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         training, forget_val, retain_val = hold_out_validation(splits, config.val_images, config.seed)
         method.to(accelerator.device)
         forget_val, retain_val = (stack_images(images).to(accelerator.device) for images in (forget_val, retain_val))
+        if accelerator.is_main_process:  # a sampling family takes a while here: say what is happening
+            print(f"measuring the original model on the validation split ({len(forget_val)} forget + "
+                  f"{len(retain_val)} retain images) for the retain budget and the forget target ...", flush=True)
         controller = Controller(method, forget_val, retain_val, config.control(), parameters,
                                 config.seed, accelerator=accelerator)
     loaders = {"forget": engine.loader(training.forget, config.batch_size, config.seed),
