@@ -311,3 +311,30 @@ def test_an_unknown_or_repeated_relearning_attacker_is_refused_before_any_work(t
     assert main(["demo", "--out", str(tmp_path / "demo"), "--relearn", value]) == 2
     assert message in _error_line(capsys)
     assert not (tmp_path / "demo").exists()
+
+
+def test_a_file_the_system_will_not_let_us_read_is_named_in_one_line(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    # Root reads every file whatever its mode, so the refusal is simulated where any file is read.
+    import builtins
+    import pathlib
+
+    config = str(tiny_checkpoint / "config.json")
+    real_open, real_read = builtins.open, pathlib.Path.read_text
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) == config:
+            raise PermissionError(13, "Permission denied", config)
+        return real_open(file, *args, **kwargs)
+
+    def guarded_read(self, *args, **kwargs):
+        if str(self) == config:
+            raise PermissionError(13, "Permission denied", config)
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(pathlib.Path, "read_text", guarded_read)
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--forget-classes", "Bag", "--out",
+                 str(tmp_path / "eval")]) == 2
+    line = _error_line(capsys)
+    assert config in line and "Permission denied" in line
+    assert not (tmp_path / "eval").exists()

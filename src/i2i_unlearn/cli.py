@@ -662,6 +662,10 @@ def _main(argv: list[str] | None) -> int:
     except UserError as exc:
         print(f"i2i-unlearn: error: {exc}", file=sys.stderr)
         return 2
+    except PermissionError as exc:  # any file or folder the system will not let us open, wherever it is read
+        print(f"i2i-unlearn: error: {exc.filename or 'a file'}: {exc.strerror or 'permission denied'}; give this "
+              "user access to it (chmod / chown) or pass another path", file=sys.stderr)
+        return 2
     except VerificationFailed as exc:
         print(f"i2i-unlearn: verification failed: {exc}", file=sys.stderr)
         return 1
