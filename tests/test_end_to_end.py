@@ -113,3 +113,21 @@ def test_an_unlearned_checkpoint_keeps_its_sources_precision_unless_told(tiny_ch
     assert stored(tmp_path / "b") == {"F32"}
     assert main(["unlearn", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "c"), *flags]) == 0
     assert stored(tmp_path / "c") == {"F32"}
+
+
+def test_the_readmes_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's API example, as written, with its sizes cut to a test's (each cut must apply)."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    for long, short in (("per_class=50", "per_class=2"),
+                        ("UnlearnConfig(steps=300)", "UnlearnConfig(steps=2, batch_size=4, retain_budget=None)")):
+        assert long in code, long
+        code = code.replace(long, short)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    before, _, after = capsys.readouterr().out.split()[-3:]
+    assert float(before) > 0 and float(after) > 0
+    assert (tmp_path / "runs" / "api" / "certificate.json").is_file()
