@@ -144,7 +144,7 @@ FAST = {"train": ["--steps", "1", "--image-size", "16", "--batch-size", "2", "--
         "demo": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--classifier", "none", "--relearn",
                  "none"],
         "compare": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--methods", "i2i",
-                    "--classifier", "none"],
+                    "--classifier", "none", "--relearn", "none"],
         "sweep": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--alphas", "0.1",
                   "--classifier", "none"]}
 SLOW_OR_OUTSIDE = {"--out", "--compile", "--help", "-h", "--model", "--dataset", "--retrained", "--original",
