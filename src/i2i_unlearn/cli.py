@@ -114,6 +114,8 @@ def _add_data_flags(parser, with_forget: bool = True):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .models.base import SAVE_DTYPES
+
     parser = _Parser(prog="i2i-unlearn", description="Make an image-to-image model forget data.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine schedule)")
     train.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
     train.add_argument("--warmup-steps", type=int, default=100, help="steps of linear learning-rate warm-up")
-    train.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+    train.add_argument("--save-dtype", default="float32", choices=list(SAVE_DTYPES),
                        help="precision of the saved weights")
     train.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     _add_speed_flags(train)
@@ -243,19 +245,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_relearn_flag(parser):
-    parser.add_argument("--relearn", type=_csv, default=["default", "strong"],
+    from .relearn import ATTACKERS
+
+    parser.add_argument("--relearn", type=_csv, default=list(ATTACKERS),
                         help="relearning probes to run on each model: default (16 forget images, 60 steps, lr 1e-4), "
                              "strong (worst case over lr 1e-4, 3e-4, 1e-3, 200 steps), both (the default: "
                              "default,strong) or none")
 
 
 def _attackers(args) -> tuple[str, ...]:
+    from .relearn import ATTACKERS
+
     if args.relearn == ["none"]:
         return ()
     if args.relearn == ["both"]:
-        return ("default", "strong")
+        return ATTACKERS
     for name in args.relearn:
-        if name not in ("default", "strong"):
+        if name not in ATTACKERS:
             raise UserError(f"--relearn {name!r} is no attacker; give default, strong, both or none")
     if len(set(args.relearn)) < len(args.relearn):
         raise UserError(f"--relearn {','.join(args.relearn)} repeats an attacker; name each once")
@@ -305,6 +311,7 @@ def _add_speed_flags(parser):
 
 def _add_unlearn_flags(parser):
     from .methods import METHODS, NOISE_KINDS
+    from .models.base import SAVE_DTYPES
     from .unlearn import UnlearnConfig
 
     defaults = UnlearnConfig()
@@ -349,7 +356,7 @@ def _add_unlearn_flags(parser):
                         help="max gradient norm; 0 turns clipping off")
     parser.add_argument("--seed", type=int, default=defaults.seed, help=SEED_HELP)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
-    parser.add_argument("--save-dtype", default=None, choices=["float32", "float16", "bfloat16"],
+    parser.add_argument("--save-dtype", default=None, choices=list(SAVE_DTYPES),
                         help="precision of the saved weights (default: the source checkpoint's)")
     _add_speed_flags(parser)
 

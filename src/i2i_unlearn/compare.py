@@ -19,7 +19,7 @@ from .evaluate import Evaluator
 from .metrics import embedding_cosine, hole_mse
 from .models import checkpoint_folder, load_model
 from .records import RunRecord, main_process, prepare_out_dir
-from .relearn import relearning
+from .relearn import ATTACKERS, relearning
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, sample_grid
 
@@ -60,7 +60,7 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
             out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False,
             features: str = "efficientnet-lite0", classifier: str | None = "auto",
             eval_per_class: int | None = None, steps: int | None = None,
-            attackers: tuple[str, ...] = ("default", "strong")) -> dict:
+            attackers: tuple[str, ...] = ATTACKERS) -> dict:
     """Unlearn with every method in `methods`, evaluate everything, probe every model's relearning
     with `attackers` (relearn.relearning; () for none), write compare.{json,md} and samples.png."""
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, eval_per_class)
@@ -92,9 +92,8 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
         for name in results:
             results[name]["to_retrained"] = distance_to(outputs["retrained"]["forget"], outputs[name]["forget"])
     probe = relearning(models, splits, attackers, steps, config.seed) if attackers else {}
-    for name in results:
-        if probe:
-            results[name]["steps_to_relearn"] = {a: probe[a]["steps_to_relearn"][name] for a in attackers}
+    for name in results if probe else ():
+        results[name]["steps_to_relearn"] = {a: probe[a]["steps_to_relearn"][name] for a in attackers}
     payload = record.finish(data=splits.info, results=results, family=original.family,
                             evaluation=evaluator.describe(), features=evaluator.extractor.name, relearn=probe)
     if not main_process():  # several processes shared the work; the main one writes

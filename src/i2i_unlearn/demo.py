@@ -17,7 +17,7 @@ from .data import make_splits
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
-from .relearn import certificate_summary, describe, relearning
+from .relearn import ATTACKERS, certificate_summary, describe, relearning
 from .records import main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
@@ -56,7 +56,7 @@ def format_table(columns: dict[str, dict]) -> str:
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
              config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
              features: str = "efficientnet-lite0", classifier: str | None = "auto", family: str = "mae",
-             steps: int | None = None, sign_key=None, attackers: tuple[str, ...] = ("default", "strong")) -> dict:
+             steps: int | None = None, sign_key=None, attackers: tuple[str, ...] = ATTACKERS) -> dict:
     """Unlearn two classes from the bundled model of `family`; write metrics.json, samples.png,
     tsne.png, report.html. `steps`: sampling steps (default: the demo's choice for the family);
     `sign_key`: an Ed25519 private key that signs the deletion certificate; `attackers`: the
@@ -109,7 +109,6 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
             probed["retrained"] = load_model(retrained_path)
         results = relearning(probed, splits, attackers, steps, config.seed, say=say)
         relearn = {**results.get("default", {}), **({"strong": results["strong"]} if "strong" in results else {})}
-        model.eval()
     metrics = {"model": str(checkpoint), "family": model.family, "method": config.method,
                "forget_classes": splits.forget_classes, "task": task, "features": extractor.name,
                "unlearn_seconds": record["seconds"],

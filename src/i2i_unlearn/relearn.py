@@ -52,6 +52,7 @@ class ProbeConfig:
 
 RELEARNED = 1.25  # a forget error within this factor of the original model's counts as relearnt
 STRONG_LRS = (1e-4, 3e-4, 1e-3)
+ATTACKERS = ("default", "strong")
 
 
 def attacker(name: str, seed: int = 0) -> list[ProbeConfig]:
@@ -60,7 +61,7 @@ def attacker(name: str, seed: int = 0) -> list[ProbeConfig]:
         return [ProbeConfig(seed=seed)]
     if name == "strong":
         return [ProbeConfig(steps=200, lr=lr, eval_every=20, seed=seed) for lr in STRONG_LRS]
-    raise UserError(f"unknown attacker {name!r}; choose from: default, strong")
+    raise UserError(f"unknown attacker {name!r}; choose from: {', '.join(ATTACKERS)}")
 
 
 def steps_to_relearn(curve: list[dict], original_error: float, factor: float = RELEARNED) -> int | None:
@@ -124,7 +125,7 @@ def probe_sets(splits, config: ProbeConfig) -> tuple[Subset, torch.Tensor]:
     return train_images, stack_images(test, config.eval_images)
 
 
-def relearning(models: dict[str, I2IModel], splits, attackers=("default", "strong"), sampling_steps: int | None = None,
+def relearning(models: dict[str, I2IModel], splits, attackers=ATTACKERS, sampling_steps: int | None = None,
                seed: int = 0, say=print) -> dict:
     """Every named attacker against every model (one of them named "original", the reference for
     "steps to relearn"). Per attacker: its settings and each model's steps to relearn; the default
@@ -139,6 +140,7 @@ def relearning(models: dict[str, I2IModel], splits, attackers=("default", "stron
         train_images, test_images = probe_sets(splits, configs[0])
         original = (_forget_error(models["original"], test_images, sampling_steps, configs[0].seed)
                     if "original" in models else None)
+        worst_case = len(configs) > 1 and original is not None
         curves, steps_needed = {}, {}
         for label, model in models.items():
             say(f"relearning probe ({name} attacker) on the {label} model ...")
@@ -146,7 +148,6 @@ def relearning(models: dict[str, I2IModel], splits, attackers=("default", "stron
             # The strongest learning rate first, each run stopping where it relearns: once one has
             # relearnt at step s, a weaker one matters only before s (the worst case needs no more).
             for config in sorted(configs, key=lambda c: -c.lr):
-                worst_case = len(configs) > 1 and original is not None
                 if worst_case and found:
                     config = replace(config, steps=min(found) - 1)
                     if config.steps < 1:

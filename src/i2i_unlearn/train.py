@@ -14,6 +14,7 @@ from . import engine
 from .data import load_dataset, parse_task, stack_images
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
+from .models.base import save_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 
 
@@ -43,8 +44,7 @@ class TrainConfig:
     def check(self) -> None:
         """Refuse settings that cannot train a model, before anything is read or written."""
         engine.check_precision(self.precision)
-        if self.save_dtype not in ("float32", "float16", "bfloat16"):
-            raise UserError(f"unknown --save-dtype {self.save_dtype}; use float32, float16 or bfloat16")
+        save_dtype(self.save_dtype)
         if self.mask is not None:
             parse_task(self.mask)
         for flag, value in (("steps", self.steps), ("batch-size", self.batch_size), ("image-size", self.image_size)):
@@ -114,7 +114,7 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         history=history, **extra)
     if accelerator.is_main_process:
         with atomic_out_dir(folder) as temporary:
-            model.save_pretrained(temporary, dtype=getattr(torch, config.save_dtype))
+            model.save_pretrained(temporary, dtype=save_dtype(config.save_dtype))
             record.write(temporary / "train_record.json")
     return payload
 

@@ -14,7 +14,7 @@ from .data import Splits, hold_out_validation, parse_task, stack_images
 from .errors import UserError, check_memory, check_number
 from .methods import create_method
 from .models import I2IModel, checkpoint_folder
-from .models.base import SAVE_DTYPES, stored_dtype
+from .models.base import save_dtype, stored_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 from .viz import control_plot
 
@@ -69,8 +69,8 @@ class UnlearnConfig:
 
     def check(self) -> None:
         engine.check_precision(self.precision)
-        if self.save_dtype is not None and self.save_dtype not in SAVE_DTYPES:
-            raise UserError(f"unknown --save-dtype {self.save_dtype}; use {', '.join(SAVE_DTYPES)}")
+        if self.save_dtype is not None:
+            save_dtype(self.save_dtype)
         if self.mask is not None:
             parse_task(self.mask)
         for name in ("max_steps", "batch_size"):
@@ -108,9 +108,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
-    save_dtype = config.save_dtype or (stored_dtype(checkpoint_folder(source)) if source else "float32")
+    dtype_name = config.save_dtype or (stored_dtype(checkpoint_folder(source)) if source else "float32")
     record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.default_mask,
-                                   "save_dtype": save_dtype, "family": model.family, "source_checkpoint": source})
+                                   "save_dtype": dtype_name, "family": model.family, "source_checkpoint": source})
     torch.manual_seed(config.seed)
     method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,
                            retain_alpha=config.retain_alpha, noise=config.noise)
@@ -153,7 +153,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         model.check_finite()
         original = checkpoint_folder(source).resolve() if source else None
         with atomic_out_dir(folder) as temporary:
-            model.save_pretrained(temporary, dtype=SAVE_DTYPES[save_dtype])
+            model.save_pretrained(temporary, dtype=save_dtype(dtype_name))
             record.write(temporary / "unlearn_record.json")
             write_certificate(temporary, payload, splits, original, key=sign_key)  # validation images too
             if controller is not None:

@@ -81,6 +81,13 @@ def check_finite_file(weights: Path) -> None:
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+def save_dtype(name: str) -> torch.dtype:
+    """The torch type of a --save-dtype value; one line naming the choices otherwise."""
+    if name not in SAVE_DTYPES:
+        raise UserError(f"unknown --save-dtype {name}; use float32, float16 or bfloat16")
+    return SAVE_DTYPES[name]
+
+
 def stored_dtype(folder: Path) -> str:
     """The floating-point type a checkpoint folder stores its weights in (its first floating tensor
     of its top-level safetensors files); "float32" when it names none."""
