@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: a thread per worker, else they fight for the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Cached real-image features go to a fresh folder, so tests neither read nor fill the user's cache.

@@ -16,7 +16,7 @@ import pytest
 
 from i2i_unlearn.cli import main
 
-FLAGS = ["--forget-classes", "Trouser", "--retain-limit", "200", "--steps", "300", "--batch-size", "8",
+FLAGS = ["--forget-classes", "Trouser", "--retain-limit", "200", "--steps", "120", "--batch-size", "8",
          "--state-every", "10", "--seed", "4"]
 
 

@@ -24,7 +24,8 @@ import json  # noqa: E402
 import threading  # noqa: E402
 
 from .errors import StopAndResume, UserError, check_memory, check_number  # noqa: E402
-from .records import main_process  # noqa: E402
+from .records import main_process, set_invocation  # noqa: E402
+from .runconfig import invocation  # noqa: E402
 
 
 MODEL_HELP = "checkpoint folder, or bundled[:NAME] (e.g. bundled:diffusion-fashion-mnist)"
@@ -241,7 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--public-key", default=None,
                         help="PEM public key the certificate must be signed with (your organisation's); "
                              "without it a signature is checked against the certificate.pub beside it")
+    for command in commands.choices.values():
+        command.add_argument("--config", metavar="FILE", default=None,
+                             help="YAML or JSON file of flag names and values (flags given here override it), or "
+                                  "the record a run wrote, to repeat that run")
     return parser
+
+
+def _command_parser(parser, name: str):
+    """The sub-parser of command `name` (None if there is no such command)."""
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return commands.choices.get(name)
+
+
+def _with_config(parser, argv: list[str]) -> list[str]:
+    """`argv` with the flags of its `--config FILE` put in front of the ones typed (which so override them)."""
+    from .runconfig import config_tokens, read_config, split_config
+
+    argv, path = split_config(argv)
+    if path is None:
+        return argv
+    command = argv[0] if argv else None
+    if command is None or command.startswith("-") or _command_parser(parser, command) is None:
+        raise UserError("--config goes with a command, e.g. i2i-unlearn unlearn --config run.yaml")
+    return [command, *config_tokens(_command_parser(parser, command), read_config(path, command), path), *argv[1:]]
 
 
 def _add_relearn_flag(parser):
@@ -660,8 +684,9 @@ def _main(argv: list[str] | None) -> int:
                               else previous)
         else:
             parser = build_parser()
-        args = parser.parse_args(argv)  # a flag's type check may raise UserError
-        _check_flags(args)
+        args = parser.parse_args(_with_config(parser, list(sys.argv[1:] if argv is None else argv)))
+        _check_flags(args)  # (a flag's type check may raise UserError too)
+        set_invocation(invocation(args))  # every record of this run can replay it
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own bars show progress; one line per error stays one line
@@ -679,6 +704,8 @@ def _main(argv: list[str] | None) -> int:
     except StopAndResume as exc:
         print(f"i2i-unlearn: {exc}", file=sys.stderr)
         return 128 + exc.signal
+    finally:
+        set_invocation(None)
     return 0
 
 

@@ -217,11 +217,26 @@ def atomic_out_dir(out: str | Path):
             shutil.rmtree(temporary, ignore_errors=True)
 
 
+_INVOCATION: dict | None = None  # the command line's command and flags (runconfig.invocation), set by the CLI
+
+
+def set_invocation(value: dict | None) -> None:
+    """What every record written from now on keeps to replay the run (`--config RECORD`); None: not a CLI run."""
+    global _INVOCATION
+    _INVOCATION = value
+
+
+def invocation() -> dict:
+    """{"invocation": the command and flags} of a CLI run, for a record's payload; {} otherwise."""
+    return {"invocation": _INVOCATION} if _INVOCATION is not None else {}
+
+
 class RunRecord:
-    """Collects a run's config, data, versions and timing; `write` saves it as JSON."""
+    """Collects a run's config, data, versions and timing; `write` saves it as JSON. Written by a
+    CLI run, it also holds the command's flags, so that `--config RECORD` replays it."""
 
     def __init__(self, kind: str, config: dict):
-        self.payload = {"kind": kind, "command": sys.argv, "config": config, "versions": versions(),
+        self.payload = {"kind": kind, "command": sys.argv, **invocation(), "config": config, "versions": versions(),
                         "started": now()}
         self._start = time.perf_counter()
 
