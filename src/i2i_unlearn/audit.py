@@ -311,6 +311,10 @@ def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None, relearn
     if relearning is not None:
         certificate["relearning"] = relearning
     _write_sealed(Path(folder), certificate, key)
+    if (Path(folder) / "unlearn_record.json").is_file():
+        from .cards import write_unlearn_card
+
+        write_unlearn_card(Path(folder))  # the card shows the metrics and the new digest
 
 
 def _load(path: Path) -> dict:

@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speed_flags(train)
     train.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
     _add_resume_flags(train)
+    _add_tracking_flags(train)
 
     classifier = commands.add_parser("train-classifier",
                                      help="train the small classifier used for features and forget-class accuracy")
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_resume_flags(unlearn)
     _add_unlearn_flags(unlearn)
     _add_sign_flag(unlearn)
+    _add_tracking_flags(unlearn)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on the retain and forget test sets")
     evaluate.add_argument("--model", required=True, help=MODEL_HELP)
@@ -296,6 +298,15 @@ def _add_sign_flag(parser):
     parser.add_argument("--sign-key", default=None, metavar="FILE",
                         help="Ed25519 private key (PEM) that signs the deletion certificate; make one with "
                              "'openssl genpkey -algorithm ed25519 -out key.pem'")
+
+
+def _add_tracking_flags(parser):
+    parser.add_argument("--log-with", default=None, metavar="TRACKER",
+                        help="also log the run's curves to an experiment tracker, through Accelerate: tensorboard, "
+                             "wandb, mlflow, aim, comet_ml, clearml, dvclive, swanlab or trackio (its package must "
+                             "be installed)")
+    parser.add_argument("--log-dir", default=None,
+                        help="folder of a file-writing tracker's logs (default: OUT.logs beside --out)")
 
 
 def _add_resume_flags(parser):
@@ -455,7 +466,7 @@ def _run_unlearn(args) -> None:
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
     _, record = unlearn(model, splits, config, out=args.out, cpu=args.cpu, source=str(args.model), resume=args.resume,
-                        state_every=args.state_every, sign_key=key)
+                        state_every=args.state_every, sign_key=key, log_with=args.log_with, log_dir=args.log_dir)
     if main_process():  # one line, also when launched as several processes
         if "control" in record:
             print(record["control"]["message"])
@@ -585,7 +596,8 @@ def _run_train(args) -> None:
                          precision=args.precision, compile=args.compile)
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
-    record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every)
+    record = train(config, args.out, cpu=args.cpu, resume=args.resume, state_every=args.state_every,
+                   log_with=args.log_with, log_dir=args.log_dir)
     if main_process():  # one line, also when launched as several processes
         print(f"trained {record['config']['steps']} steps in {record['seconds']:.0f} s, "
               f"final loss {record['final_loss']:.4f}; saved to {args.out}")

@@ -225,6 +225,9 @@ class Controller:
             return False
         entry = self._entry(step, self._measure())
         self.path.append(entry)
+        if self.accelerator is not None:  # to the run's trackers, if it has any
+            self.accelerator.log({f"control/{key}": value for key, value in entry.items()
+                                  if key != "step" and isinstance(value, (int, float))}, step=step)
         previous = self.path[-2]
         if entry["budget_used"] <= 1:
             self.over = 0

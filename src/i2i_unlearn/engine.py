@@ -57,8 +57,33 @@ def check_precision(precision: str) -> None:
         raise UserError(f"unknown --precision {precision!r}; use fp32 (default) or bf16")
 
 
-def make_accelerator(cpu: bool = False) -> Accelerator:
-    return Accelerator(cpu=cpu)
+def make_accelerator(cpu: bool = False, log_with: str | None = None, log_dir: str | Path | None = None) -> Accelerator:
+    """The run's Accelerator; with `log_with` (a tracker Accelerate supports, e.g. tensorboard) it also
+    logs to that tracker, in `log_dir` for the trackers that write files."""
+    if log_with is None:
+        return Accelerator(cpu=cpu)
+    check_tracker(log_with)
+    return Accelerator(cpu=cpu, log_with=log_with, project_dir=str(log_dir) if log_dir is not None else None)
+
+
+def check_tracker(name: str) -> None:
+    """Refuse a tracker Accelerate does not know, or whose package is not installed, before any work."""
+    import accelerate.utils
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    if name not in LOGGER_TYPE_TO_CLASS:
+        raise UserError(f"--log-with {name!r} is no tracker Accelerate knows; give one of "
+                        f"{', '.join(sorted(LOGGER_TYPE_TO_CLASS))}")
+    if not getattr(accelerate.utils, f"is_{name}_available", lambda: True)():
+        package = {"comet_ml": "comet-ml"}.get(name, name)
+        raise UserError(f"--log-with {name} needs the {package} package; pip install {package}, or leave the flag out")
+
+
+def track_config(accelerator: Accelerator, project: str, config: dict) -> None:
+    """Start the run's trackers (if any) with its settings as hyperparameters (the scalar ones)."""
+    if accelerator.log_with:
+        scalars = {key: value for key, value in config.items() if isinstance(value, (bool, int, float, str))}
+        accelerator.init_trackers(project, config=scalars)
 
 
 class EndlessSampler(torch.utils.data.Sampler):
@@ -218,6 +243,7 @@ def run(objective: nn.Module, parameters: list[nn.Parameter], loaders: dict[str,
                 entry = {"step": done, "lr": scheduler.get_last_lr()[0],
                          **{k: round(v / count, 6) for k, v in running.items()}}
                 history.append(entry)
+                accelerator.log({f"train/{k}": v for k, v in entry.items() if k != "step"}, step=done)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("step", "lr")})
                 running = {}
                 terms = tuple(k for k in entry if k not in ("step", "lr", "loss")) or ("loss",)

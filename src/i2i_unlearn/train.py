@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from . import engine
+from .cards import CARD, train_card
 from .data import load_dataset, parse_task, stack_images
 from .errors import UserError, check_number
 from .models import I2IModel, create_model
@@ -74,9 +75,13 @@ class TaskObjective(nn.Module):
 
 
 def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool = False,
-          state_every: int = 100) -> dict:
-    """Train a model as `config` says and save it to `out` (a new folder); returns the run record."""
+          state_every: int = 100, log_with: str | None = None, log_dir: str | Path | None = None) -> dict:
+    """Train a model as `config` says and save it to `out` (a new folder); returns the run record.
+    `log_with`: a tracker Accelerate supports (tensorboard, wandb, ...) that also gets the training
+    curves, in `log_dir` (default: OUT.logs beside `out`)."""
     config.check()
+    if log_with is not None:
+        engine.check_tracker(log_with)
     data = load_dataset(config.dataset, "train", config.image_size, config.channels)
     excluded = sorted({data.class_index(name) for name in config.exclude_classes})
     rows = [i for i, label in enumerate(data.labels) if label not in excluded]
@@ -91,7 +96,8 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
     extra = {}
     if config.family == "vqgan" and "tokenizer" not in settings:
         extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config, state.parent)
-    accelerator = engine.make_accelerator(cpu)
+    accelerator = engine.make_accelerator(cpu, log_with, log_dir or folder.with_name(folder.name + ".logs"))
+    engine.track_config(accelerator, "train", record.payload["config"])
     optim = engine.OptimConfig(steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                                warmup_steps=config.warmup_steps, schedule="cosine", grad_clip=1.0)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -116,6 +122,8 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary, dtype=save_dtype(config.save_dtype))
             record.write(temporary / "train_record.json")
+            train_card(payload).save(temporary / CARD)
+    accelerator.end_training()  # closes the trackers' files, if any
     return payload
 
 

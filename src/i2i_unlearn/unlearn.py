@@ -9,6 +9,7 @@ import torch
 
 from . import engine
 from .audit import write_certificate
+from .cards import write_unlearn_card
 from .control import ControlConfig, Controller
 from .data import Splits, hold_out_validation, parse_task, stack_images
 from .errors import UserError, check_memory, check_number
@@ -95,16 +96,21 @@ class UnlearnConfig:
 
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
             cpu: bool = False, source: str | None = None, resume: bool = False,
-            state_every: int = 100, sign_key=None) -> tuple[I2IModel, dict]:
+            state_every: int = 100, sign_key=None, log_with: str | None = None,
+            log_dir: str | Path | None = None) -> tuple[I2IModel, dict]:
     """Make `model` forget `splits.forget` while keeping `splits.retain`; returns (model, record).
 
     The model is changed in place. With `out`, the result is saved there (a new folder:
     the checkpoint, unlearn_record.json and certificate.json, the audit record of the deletion);
     the source checkpoint is never written to. A controlled run (`config.retain_budget`) trains
     on the sets minus a small validation split and records its path under "control".
-    `sign_key` (an Ed25519 private key, `audit.load_signing_key`) signs the certificate.
+    `sign_key` (an Ed25519 private key, `audit.load_signing_key`) signs the certificate. `log_with`: a
+    tracker Accelerate supports (tensorboard, wandb, ...) that also gets the loss terms, the learning
+    rate, the controller's checks and the result, in `log_dir` (default: OUT.logs beside `out`).
     """
     config.check()
+    if log_with is not None:
+        engine.check_tracker(log_with)
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
@@ -115,7 +121,10 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,
                            retain_alpha=config.retain_alpha, noise=config.noise)
     parameters = method.trainable_parameters()
-    accelerator = engine.make_accelerator(cpu)
+    if log_dir is None:
+        log_dir = folder.with_name(folder.name + ".logs") if folder is not None else "i2i-unlearn-logs"
+    accelerator = engine.make_accelerator(cpu, log_with, log_dir)
+    engine.track_config(accelerator, "unlearn", record.payload["config"])
     optim = engine.OptimConfig(steps=config.max_steps, lr=config.lr, weight_decay=config.weight_decay,
                                betas=(config.beta1, config.beta2), warmup_steps=config.warmup_steps,
                                schedule="constant", grad_clip=config.grad_clip)
@@ -147,6 +156,11 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         settled = extra["control"]["stopped_by"] == "settled"
     if settled:
         extra["settled_at"] = steps_run
+    if "control" in extra:  # the run's result, as the last point of its trackers' curves
+        kept = extra["control"]["kept"]
+        accelerator.log({"result/forget_ratio": kept["forget_ratio"], "result/retain_rise": kept["retain_rise"],
+                         "result/kept_step": extra["control"]["kept_step"]}, step=steps_run)
+    accelerator.end_training()
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:
@@ -156,6 +170,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
             model.save_pretrained(temporary, dtype=save_dtype(dtype_name))
             record.write(temporary / "unlearn_record.json")
             write_certificate(temporary, payload, splits, original, key=sign_key)  # validation images too
+            write_unlearn_card(temporary)
             if controller is not None:
                 control_plot(payload["control"], temporary / "control.png")
     return model, payload

@@ -1,0 +1,131 @@
+"""Model cards: the README.md of every checkpoint the toolkit writes, in the Hugging Face format
+(YAML front matter, then prose), made with huggingface_hub's card classes, so that a checkpoint
+folder can be pushed to a hub as it is.
+
+The card is derived from the run's record (and the deletion certificate of an unlearned model);
+it is a description, not evidence: verify reads certificate.json, never the card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+CARD = "README.md"
+LIBRARY = {"mae": "transformers", "diffusion": "diffusers", "vqgan": "diffusers"}
+ARCHITECTURE = {"mae": "A masked autoencoder (transformers ViTMAEForPreTraining) that inpaints the hidden patches",
+                "diffusion": "A Palette-style conditional diffusion model (diffusers UNet2DModel, sampled with "
+                             "DDIMScheduler) that inpaints the hole",
+                "vqgan": "A VQ-GAN token model (diffusers VQModel tokenizer, masked-token transformer decoded "
+                         "MaskGIT-style) that inpaints the hidden tokens"}
+HUB_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist"}  # our dataset names with a hub twin
+
+
+def _dataset(spec: str) -> str:
+    return spec.split(":", 1)[0] if spec else ""
+
+
+def _metadata(family: str, dataset: str, base_model: str | None, tags: list[str]) -> ModelCardData:
+    hub = HUB_DATASETS.get(_dataset(dataset))
+    return ModelCardData(library_name=LIBRARY.get(family), license="other", pipeline_tag="image-to-image",
+                         tags=["i2i-unlearn", "image-inpainting", family, *tags],
+                         datasets=[hub] if hub else None, base_model=base_model)
+
+
+def _hub_id(source: str | None) -> str | None:
+    """`source` when it names a hub model (owner/name, not a folder here), else None (a local or bundled one)."""
+    if not source or Path(source).exists() or source.startswith("bundled") or source.count("/") != 1:
+        return None
+    return source
+
+
+def _command(record: dict) -> str:
+    command = record.get("invocation", {}).get("command")
+    return (f"`i2i-unlearn {command} --config {record['kind']}_record.json --out NEW` repeats it (the record "
+            "beside this card holds every setting)") if command else "the record beside this card holds every setting"
+
+
+LICENSE_NOTE = ("License: `other` until you set it: a model's license follows the data it learnt from "
+                "(Fashion-MNIST is MIT-licensed).")
+
+
+def train_card(record: dict) -> ModelCard:
+    """The card of a model `train` made, from its train_record.json payload."""
+    config, data = record["config"], record["data"]
+    family = config.get("family", "mae")
+    excluded = data.get("excluded_classes") or []
+    left_out = f" It never saw the classes {', '.join(excluded)} (a retrained reference)." if excluded else ""
+    body = f"""
+# {family} image-to-image model trained with i2i-unlearn
+
+{ARCHITECTURE.get(family, family)}, {config['image_size']}x{config['image_size']} pixels, {config['channels']} \
+channel(s), {record['parameters']['total']:,} parameters ({record['parameters']['encoder']:,} in the encoder).
+
+## How it was made
+Trained from scratch on `{data['dataset']}` ({data['images']:,} images of {len(data['classes'])} classes) for \
+{config['steps']} steps at batch {config['batch_size']}, lr {config['lr']:g}, mask `{config['mask']}`, seed \
+{config['seed']}; final training loss {record.get('final_loss')}; {record.get('seconds', 0):.0f} s on \
+{record.get('processes', 1)} process(es). {_command(record)}.{left_out}
+
+## Use
+`i2i_unlearn.load_model("THIS_FOLDER")`, or `i2i-unlearn unlearn --model THIS_FOLDER --forget-classes ...` to make \
+it forget.
+
+{LICENSE_NOTE}
+"""
+    tags = ["retrained-reference"] if excluded else []
+    return ModelCard(f"---\n{_metadata(family, data['dataset'], None, tags).to_yaml()}\n---\n{body}")
+
+
+def unlearn_card(record: dict, certificate: dict) -> ModelCard:
+    """The card of a model `unlearn` made, from its record and its deletion certificate."""
+    config, data = record["config"], record["data"]
+    family, source = config.get("family", "mae"), config.get("source_checkpoint")
+    counts = data.get("counts", {})
+    what = (f"the classes {', '.join(data['forget_classes'])}" if data.get("forget_classes")
+            else f"the images listed in `{Path(data['forget_list']).name}`" if data.get("forget_list") else "its forget set")
+    control = record.get("control")
+    outcome = f"\n\nThe run's own check, on held-out validation images: {control['message']}." if control else ""
+    metrics = certificate.get("metrics")
+    table = ""
+    if metrics:
+        rows = [f"| {column} | {name} | {values.get('hole_mse', float('nan')):.4f} | {values.get('fid', float('nan')):.2f} |"
+                for column, sets in metrics.items() for name, values in sets.items()]
+        table = ("\n\n## Metrics (test images)\n| model | set | hole MSE | FID |\n|---|---|---|---|\n"
+                 + "\n".join(rows))
+    relearning = certificate.get("relearning")
+    if relearning:
+        table += "\n\nRelearning probe (steps of fine-tuning on forget images until the forget error is back): " + \
+            ", ".join(f"{name}: {summary.get('steps_to_relearn') or 'not within the probe'}"
+                      for name, summary in relearning.items())
+    body = f"""
+# {family} image-to-image model that forgot {what}
+
+{ARCHITECTURE.get(family, family)}, made by i2i-unlearn from `{source}` by the `{config['method']}` method: it \
+forgot {what} ({counts.get('forget', 0):,} training images) and kept the rest ({counts.get('retain', 0):,} retain \
+images).{outcome}
+
+## How it was made
+{record.get('steps_run')} steps at batch {config['batch_size']}, lr {config['lr']:g}, forget_alpha \
+{config['forget_alpha']:g}, retain_alpha {config['retain_alpha']:g}, seed {config['seed']}; \
+{record.get('seconds', 0):.0f} s on {record.get('processes', 1)} process(es). {_command(record)}.{table}
+
+## The deletion certificate
+`certificate.json` names the forgotten images (ids and SHA-256), the retain set's hash and both checkpoints' hashes; \
+digest `{certificate.get('digest')}`{', signed' if certificate.get('signature') else ''}. Check it with \
+`i2i-unlearn verify THIS_FOLDER`.
+
+{LICENSE_NOTE}
+"""
+    tags = ["machine-unlearning", config["method"]]
+    return ModelCard(f"---\n{_metadata(family, data['dataset'], _hub_id(source), tags).to_yaml()}\n---\n{body}")
+
+
+def write_unlearn_card(folder: Path) -> None:
+    """(Re)write the card of the unlearned checkpoint in `folder` from the files beside it."""
+    folder = Path(folder)
+    record = json.loads((folder / "unlearn_record.json").read_text())
+    certificate = json.loads((folder / "certificate.json").read_text())
+    unlearn_card(record, certificate).save(folder / CARD)
