@@ -44,7 +44,7 @@ def _hub_id(source: str | None) -> str | None:
 def _command(record: dict) -> str:
     command = record.get("invocation", {}).get("command")
     return (f"`i2i-unlearn {command} --config {record['kind']}_record.json --out NEW` repeats it (the record "
-            "beside this card holds every setting)") if command else "the record beside this card holds every setting"
+            "beside this card holds every setting)") if command else "The record beside this card holds every setting"
 
 
 LICENSE_NOTE = ("License: `other` until you set it: a model's license follows the data it learnt from "
