@@ -115,6 +115,7 @@ def test_report_holds_every_table_and_embeds_every_image(runs, tmp_path):
     assert "&lt;b&gt;Bag&lt;/b&gt;" in page and "<b>Bag</b>" not in page
     # compare: one row per model, distance to retrained and seconds
     compare = page[page.index('<span class="kind">compare</span>'):page.index('<span class="kind">sweep</span>')]
+    compare = compare[compare.index("<details>"):]  # the tables, below the verdict
     assert [re.sub("<.*?>", "", row) for row in re.findall(r'<td class="name">.*?</td>', compare)] == [
         "original", "i2i", "max_loss", "retrained"]
     for text in ("forget: hole MSE to retrained", "0.01111", "0.9136", "41.5", "39.25", "6000", "0.3014"):
@@ -235,3 +236,34 @@ def test_report_renders_in_chromium(runs, tmp_path):
     # samples.png's block drawn once, whole and unscaled: 48 x 24 magenta pixels in one rectangle
     assert magenta.sum() >= 0.95 * 48 * 24, magenta.sum()
     assert (columns.max() - columns.min() + 1, rows.max() - rows.min() + 1) == (48, 24)
+
+
+def _verdict_rows(page: str, section: str) -> list[list[str]]:
+    """The verdict table's rows (cells as text) of the section whose header names `section`."""
+    import re
+
+    part = page.split(f'<span class="kind">{section}</span>', 1)[1].split("</section>", 1)[0]
+    verdict = part.split('<div class="verdict">', 1)[1].split("</div>", 1)[0]
+    assert part.index('<div class="verdict">') < part.index("<figure>") < part.index("<details>")  # shown first
+    rows = re.findall(r"<tr>(.*?)</tr>", verdict, flags=re.S)[1:]
+    return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+            for row in rows]
+
+
+def test_each_run_opens_with_its_verdict_then_its_samples(runs, tmp_path):
+    metrics = json.loads((runs["demo"] / "metrics.json").read_text())
+    metrics["relearn"] = {"steps_to_relearn": {"unlearned": 15, "original": 0, "retrained": None},
+                          "strong": {"steps_to_relearn": {"unlearned": 20, "retrained": 60}}}
+    (runs["demo"] / "metrics.json").write_text(json.dumps(metrics))
+    page = write_report([runs["demo"], runs["compare"]], tmp_path / "report.html").read_text(encoding="utf-8")
+    [demo] = _verdict_rows(page, "demo")
+    # after 6x, retrained 5x, before 1x: forgot beyond retraining (1.2x), retain 6x the original's: not kept
+    assert demo[0] == "i2i" and demo[1].startswith("yes: forget hole MSE 1.2×")
+    assert demo[2].startswith("no: retain hole MSE 6×, FID 6×")
+    assert demo[3] == ("default: 15 steps (retrained: not within the probe); strong: 20 steps "
+                       "(retrained: 60 steps)")
+    compare = {row[0]: row for row in _verdict_rows(page, "compare")}
+    assert set(compare) == {"i2i", "max_loss"}  # the references are what the methods are judged against
+    assert compare["i2i"][1].startswith("yes: forget hole MSE 1.5×")  # 3x against the retrained 2x
+    assert compare["max_loss"][2].startswith("no: retain hole MSE 9×")
+    assert "<details>" in page and page.index("settings, every metric") > page.index('<div class="verdict">')

@@ -47,6 +47,9 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 figcaption { color: #57606a; font-size: 0.9em; }
 nav ul { padding-left: 1.2em; }
+.verdict table { font-size: 1.05em; }
+details { margin: 1em 0; }
+summary { cursor: pointer; color: #0969da; }
 """
 
 
@@ -302,12 +305,20 @@ def load_run(folder: str | Path) -> tuple[str, str, dict]:
     return kind, name, record
 
 
-def _images(folder: Path) -> str:
-    """Every top-level PNG of `folder` as a captioned figure with a data URI (known plots first)."""
+def _images(folder: Path, first: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Every top-level PNG of `folder` (and the controller's plot of a demo's model/) as captioned figures
+    with data URIs, known plots first: (those named in `first`, the others)."""
     def order(path: Path):
         return (KNOWN_IMAGES.index(path.name) if path.name in KNOWN_IMAGES else len(KNOWN_IMAGES), path.name)
 
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=order)
+    if (folder / "model" / "control.png").is_file() and not (folder / "control.png").exists():
+        files.append(folder / "model" / "control.png")
+    shown = [p for p in files if p.name in first]
+    return _figures(shown), _figures([p for p in files if p not in shown])
+
+
+def _figures(files: list[Path]) -> str:
     figures = []
     for path in files:
         caption = escape(path.name)
@@ -355,11 +366,85 @@ def _certificate(folder: Path) -> str:
             f"<code>i2i-unlearn verify {escape(str(path.parent))}</code></p>" + _table(["", ""], rows))
 
 
+# The verdict's bars (issue goals of the project): the rest is kept when its hole MSE and FID stay within
+# KEPT_WITHIN of the original's; it forgot when its forget hole MSE is at least the retrained model's
+# (without one: at least FORGOT_WITHOUT_REFERENCE x the original's, the controller's floor).
+KEPT_WITHIN = 1.1
+FORGOT_WITHOUT_REFERENCE = 1.3
+
+
+def _value(sets: dict, set_name: str, metric: str):
+    value = _dict(_dict(sets).get(set_name)).get(metric)
+    return value if _is_number(value) else None
+
+
+def _judge(model: dict, original: dict, retrained: dict | None, relearn: dict | None) -> list[str]:
+    """One verdict row of a model against the original (and the retrained model): forgot? kept? relearnt?"""
+    forget, forget_before = _value(model, "forget", "hole_mse"), _value(original, "forget", "hole_mse")
+    reference = _value(retrained, "forget", "hole_mse") if retrained else None
+    if forget is None or forget_before is None:
+        forgot = "–"
+    elif reference is not None:
+        forgot = (f"{'yes' if forget >= reference else 'not as far as retraining'}: forget hole MSE "
+                  f"{fmt(forget / reference)}× the retrained model's")
+    else:
+        forgot = (f"{'yes' if forget >= FORGOT_WITHOUT_REFERENCE * forget_before else 'little'}: forget hole MSE "
+                  f"{fmt(forget / forget_before)}× the original's (no retrained model to compare with)")
+    ratios = {metric: (_value(model, "retain", metric), _value(original, "retain", metric))
+              for metric in ("hole_mse", "fid")}
+    ratios = {metric: after / before for metric, (after, before) in ratios.items()
+              if after is not None and before}
+    kept = "–" if not ratios else (
+        f"{'yes' if all(r <= KEPT_WITHIN for r in ratios.values()) else 'no'}: retain "
+        + ", ".join(f"{_label(metric)} {fmt(r)}×" for metric, r in ratios.items()) + " the original's")
+
+    def steps(value) -> str:
+        return "not within the probe" if value is None else f"{fmt(value)} steps"
+
+    relearnt = "; ".join(f"{escape(name)}: {steps(found)}" + (f" (retrained: {steps(theirs)})"
+                                                              if retrained is not None else "")
+                         for name, (found, theirs) in _dict(relearn).items()) or "–"
+    return [forgot, kept, relearnt]
+
+
+def _verdict(kind: str, record: dict) -> str:
+    """What a user came for, first: did each unlearned model forget, did it keep the rest, does it relearn."""
+    rows = []
+    if kind == "demo" and isinstance(record.get("after"), dict) and isinstance(record.get("before"), dict):
+        relearn = _dict(record.get("relearn"))
+        attackers = {"default": relearn, "strong": _dict(relearn.get("strong"))} if relearn else {}
+        found = {name: (_dict(result.get("steps_to_relearn")).get("unlearned"),
+                        _dict(result.get("steps_to_relearn")).get("retrained"))
+                 for name, result in attackers.items() if result}
+        rows.append([escape(str(record.get("method", "unlearned")))]
+                    + _judge(record["after"], record["before"], _dict(record.get("retrained")) or None, found))
+    elif kind == "compare":
+        results = {name: _dict(row) for name, row in _dict(record.get("results")).items()}
+        original = _dict(results.get("original", {}).get("metrics"))
+        retrained = _dict(results.get("retrained", {}).get("metrics")) or None
+        for name, row in results.items():
+            if name in ("original", "retrained"):
+                continue
+            reference = _dict(results.get("retrained", {}).get("steps_to_relearn"))
+            found = {attacker: (steps, reference.get(attacker))
+                     for attacker, steps in _dict(row.get("steps_to_relearn")).items()}
+            rows.append([escape(name)] + _judge(_dict(row.get("metrics")), original, retrained, found))
+    if not rows:
+        return ""
+    return ('<div class="verdict"><h3>verdict</h3>'
+            + _table(["model", "forgot?", f"kept the rest? (within {fmt(KEPT_WITHIN)}×)", "relearnt by a fine-tune"],
+                     rows) + "</div>")
+
+
 def _section(index: int, folder: Path, kind: str, name: str, record: dict) -> str:
+    """A run: the verdict and the samples first; its settings, tables, certificate and other plots folded below."""
     title = escape(folder.resolve().name or str(folder))
+    first, rest = _images(folder, first=("samples.png", "control.png"))
     return (f'<section id="run-{index}">\n<h2>{title} <span class="kind">{escape(kind)}</span></h2>\n'
-            f'<p class="muted">{escape(str(folder))}/{escape(name)}</p>\n{_facts(record)}\n'
-            f"{RENDERERS[kind](record)}\n{_certificate(folder)}\n{_images(folder)}\n</section>\n")
+            f'<p class="muted">{escape(str(folder))}/{escape(name)}</p>\n{_verdict(kind, record)}\n{first}\n'
+            f"<details><summary>settings, every metric, the certificate and the other plots</summary>\n"
+            f"{_facts(record)}\n{RENDERERS[kind](record)}\n{_certificate(folder)}\n{rest}\n</details>\n"
+            f"</section>\n")
 
 
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
