@@ -132,3 +132,19 @@ def test_a_positional_argument_is_not_a_config_key(tmp_path, capsys):
     config.write_text(json.dumps({"run_dirs": ["x"]}))
     assert main(["report", "y", "--config", str(config)]) == 2
     assert "'run_dirs'" in _error_line(capsys)
+
+
+def test_a_record_keeps_paths_absolute_and_names_as_they_are(tmp_path, monkeypatch):
+    from i2i_unlearn.runconfig import invocation
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "mae").mkdir()  # a folder named like a bundled model's name does not change `bundled:mae`
+    (tmp_path / "forget.txt").write_text("a\n")
+    parser = cli.build_parser()
+    args = parser.parse_args(["unlearn", "--model", "bundled:mae", "--out", "x", "--dataset", "imagefolder:photos",
+                              "--forget-list", "forget.txt", "--method", "max_loss"])
+    flags = invocation(args)["flags"]
+    assert flags["model"] == "bundled:mae" and flags["method"] == "max_loss"
+    assert flags["dataset"] == f"imagefolder:{tmp_path / 'photos'}"
+    assert flags["forget_list"] == str(tmp_path / "forget.txt")

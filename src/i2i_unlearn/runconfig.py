@@ -22,9 +22,11 @@ from .errors import UserError
 
 # Flags a replay must not copy: where the run wrote, whether it resumed, and the config itself.
 NOT_REPLAYED = ("command", "config", "out", "resume")
-# Flags that name files: recorded as absolute paths, so a replay from another folder finds them.
-PATH_FLAGS = ("model", "original", "retrained", "forget_list", "retain_source", "classifier", "tokenizer",
-              "sign_key", "compare", "dataset", "features")
+# Flags that name files (or specs `kind:PATH`): recorded as absolute paths, so a replay from another folder
+# finds them.
+PATH_FLAGS = ("model", "original", "retrained", "forget_list", "classifier", "tokenizer", "sign_key", "compare",
+              "log_dir")
+SPEC_FLAGS = ("dataset", "retain_source", "features")
 
 
 def invocation(args: argparse.Namespace) -> dict:
@@ -33,15 +35,19 @@ def invocation(args: argparse.Namespace) -> dict:
     for name, value in vars(args).items():
         if name in NOT_REPLAYED or value is None:
             continue
-        flags[name] = _absolute(value) if name in PATH_FLAGS and isinstance(value, str) else value
+        if isinstance(value, str) and name in PATH_FLAGS + SPEC_FLAGS:
+            value = _absolute(value, spec=name in SPEC_FLAGS)
+        flags[name] = value
     return {"command": args.command, "flags": flags}
 
 
-def _absolute(value: str) -> str:
-    """`value` with an existing relative path in it made absolute (also the PATH of `kind:PATH`)."""
-    head, sep, tail = value.rpartition(":") if not Path(value).exists() else ("", "", value)
-    if tail and Path(tail).exists():
-        return f"{head}{sep}{Path(tail).resolve()}"
+def _absolute(value: str, spec: bool) -> str:
+    """`value` made absolute when it is an existing path (or, for a `spec`, the PATH of `kind:PATH` is)."""
+    if Path(value).exists():
+        return str(Path(value).resolve())
+    kind, colon, path = value.partition(":")
+    if spec and colon and path and Path(path).exists():
+        return f"{kind}:{Path(path).resolve()}"
     return value
 
 
