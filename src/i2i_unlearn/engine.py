@@ -86,6 +86,13 @@ def track_config(accelerator: Accelerator, project: str, config: dict) -> None:
         accelerator.init_trackers(project, config=scalars)
 
 
+def end_tracking(accelerator: Accelerator) -> None:
+    """Close the run's trackers (flushing their files). Not `accelerator.end_training()`: that also ends
+    the process group, which the rest of a launched run (saving, printing once) still needs."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+
+
 class EndlessSampler(torch.utils.data.Sampler):
     """Dataset indices without end: a fresh permutation per pass, seeded by (seed, pass).
 

@@ -123,7 +123,7 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
             model.save_pretrained(temporary, dtype=save_dtype(config.save_dtype))
             record.write(temporary / "train_record.json")
             train_card(payload).save(temporary / CARD)
-    accelerator.end_training()  # closes the trackers' files, if any
+    engine.end_tracking(accelerator)
     return payload
 
 

@@ -160,7 +160,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         kept = extra["control"]["kept"]
         accelerator.log({"result/forget_ratio": kept["forget_ratio"], "result/retain_rise": kept["retain_rise"],
                          "result/kept_step": extra["control"]["kept_step"]}, step=steps_run)
-    accelerator.end_training()
+    engine.end_tracking(accelerator)
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
     if folder is not None and accelerator.is_main_process:
