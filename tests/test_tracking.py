@@ -55,3 +55,13 @@ def test_an_unknown_or_missing_tracker_is_one_line(tiny_checkpoint, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists() and not (tmp_path / "out.logs").exists()
+
+
+def test_an_unusable_log_dir_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "out"
+    assert main(["unlearn", "--model", str(tiny_checkpoint), "--out", str(out), "--forget-classes", "Trouser",
+                 "--log-with", "tensorboard", "--log-dir", str(tmp_path / "a-file" / "logs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create --log-dir" in err[0] and "is not a folder" in err[0]
+    assert not out.exists()

@@ -23,12 +23,8 @@ ARCHITECTURE = {"mae": "A masked autoencoder (transformers ViTMAEForPreTraining)
 HUB_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist"}  # our dataset names with a hub twin
 
 
-def _dataset(spec: str) -> str:
-    return spec.split(":", 1)[0] if spec else ""
-
-
 def _metadata(family: str, dataset: str, base_model: str | None, tags: list[str]) -> ModelCardData:
-    hub = HUB_DATASETS.get(_dataset(dataset))
+    hub = HUB_DATASETS.get((dataset or "").partition(":")[0])
     return ModelCardData(library_name=LIBRARY.get(family), license="other", pipeline_tag="image-to-image",
                          tags=["i2i-unlearn", "image-inpainting", family, *tags],
                          datasets=[hub] if hub else None, base_model=base_model)

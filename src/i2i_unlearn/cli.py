@@ -264,10 +264,11 @@ def _with_config(parser, argv: list[str]) -> list[str]:
     argv, path = split_config(argv)
     if path is None:
         return argv
-    command = argv[0] if argv else None
-    if command is None or command.startswith("-") or _command_parser(parser, command) is None:
+    command = argv[0] if argv else ""
+    sub = None if command.startswith("-") else _command_parser(parser, command)
+    if sub is None:
         raise UserError("--config goes with a command, e.g. i2i-unlearn unlearn --config run.yaml")
-    return [command, *config_tokens(_command_parser(parser, command), read_config(path, command), path), *argv[1:]]
+    return [command, *config_tokens(sub, read_config(path, command), path), *argv[1:]]
 
 
 def _add_relearn_flag(parser):

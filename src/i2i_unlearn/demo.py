@@ -18,7 +18,7 @@ from .errors import UserError
 from .evaluate import Evaluator, eval_sets
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .relearn import ATTACKERS, certificate_summary, describe, relearning
-from .records import invocation, main_process, now, prepare_out_dir, versions, write_json
+from .records import invocation_field, main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
 from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, control_plot, relearn_plot, sample_grid, tsne_plot
@@ -109,7 +109,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
             probed["retrained"] = load_model(retrained_path)
         results = relearning(probed, splits, attackers, steps, config.seed, say=say)
         relearn = {**results.get("default", {}), **({"strong": results["strong"]} if "strong" in results else {})}
-    metrics = {**invocation(), "model": str(checkpoint), "family": model.family, "method": config.method,
+    metrics = {**invocation_field(), "model": str(checkpoint), "family": model.family, "method": config.method,
                "forget_classes": splits.forget_classes, "task": task, "features": extractor.name,
                "unlearn_seconds": record["seconds"],
                "before": before, "after": after, "retrained": columns.get("retrained"),

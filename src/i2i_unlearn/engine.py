@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .errors import NonFiniteLoss, StopAndResume, UserError
+from .records import check_writable
 
 
 @dataclass
@@ -63,6 +64,8 @@ def make_accelerator(cpu: bool = False, log_with: str | None = None, log_dir: st
     if log_with is None:
         return Accelerator(cpu=cpu)
     check_tracker(log_with)
+    if log_dir is not None:
+        check_writable(Path(log_dir), "--log-dir")
     return Accelerator(cpu=cpu, log_with=log_with, project_dir=str(log_dir) if log_dir is not None else None)
 
 

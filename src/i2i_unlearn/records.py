@@ -25,7 +25,7 @@ def check_out_dir(out: str | Path) -> Path:
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UserError(f"{folder} already holds results; pass a new --out folder (nothing was overwritten)")
-    _check_writable(folder)
+    check_writable(folder)
     _remove_leftovers(folder)
     return folder
 
@@ -40,15 +40,16 @@ def missing_parents(path: str | Path) -> tuple[Path, list[Path]]:
     return place, missing
 
 
-def _check_writable(folder: Path) -> None:
-    """Make and remove a temporary folder where `folder` (and `folder`.partial beside it) would go."""
+def check_writable(folder: Path, flag: str = "--out") -> None:
+    """Make and remove a temporary folder where `folder` (and `folder`.partial beside it) would go;
+    refuse, naming `flag`, a place where it cannot be made."""
     place, _ = missing_parents(folder)
     if not place.is_dir():
-        raise UserError(f"cannot create --out {folder}: {place} is not a folder; pick a writable place")
+        raise UserError(f"cannot create {flag} {folder}: {place} is not a folder; pick a writable place")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".i2i-unlearn-write-test.", dir=place))
     except OSError as exc:
-        raise UserError(f"cannot write --out {folder}: {place}: {exc.strerror}; pick a writable place") from None
+        raise UserError(f"cannot write {flag} {folder}: {place}: {exc.strerror}; pick a writable place") from None
 
 
 def _temporary_prefix(folder: Path) -> str:
@@ -226,7 +227,7 @@ def set_invocation(value: dict | None) -> None:
     _INVOCATION = value
 
 
-def invocation() -> dict:
+def invocation_field() -> dict:
     """{"invocation": the command and flags} of a CLI run, for a record's payload; {} otherwise."""
     return {"invocation": _INVOCATION} if _INVOCATION is not None else {}
 
@@ -236,7 +237,7 @@ class RunRecord:
     CLI run, it also holds the command's flags, so that `--config RECORD` replays it."""
 
     def __init__(self, kind: str, config: dict):
-        self.payload = {"kind": kind, "command": sys.argv, **invocation(), "config": config, "versions": versions(),
+        self.payload = {"kind": kind, "command": sys.argv, **invocation_field(), "config": config, "versions": versions(),
                         "started": now()}
         self._start = time.perf_counter()
 

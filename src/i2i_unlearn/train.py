@@ -80,7 +80,7 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
     `log_with`: a tracker Accelerate supports (tensorboard, wandb, ...) that also gets the training
     curves, in `log_dir` (default: OUT.logs beside `out`)."""
     config.check()
-    if log_with is not None:
+    if log_with is not None:  # here, as a VQ-GAN's tokenizer trains before the accelerator (which checks too) exists
         engine.check_tracker(log_with)
     data = load_dataset(config.dataset, "train", config.image_size, config.channels)
     excluded = sorted({data.class_index(name) for name in config.exclude_classes})

@@ -109,8 +109,6 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     rate, the controller's checks and the result, in `log_dir` (default: OUT.logs beside `out`).
     """
     config.check()
-    if log_with is not None:
-        engine.check_tracker(log_with)
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
