@@ -6,7 +6,7 @@ from torch.utils.data import Subset, TensorDataset
 
 from i2i_unlearn.data import Splits, make_splits
 from i2i_unlearn.models import DEFAULT_BUNDLED, load_model
-from i2i_unlearn.methods import METHODS, create_method, noise_like
+from i2i_unlearn.methods import AUTO, METHODS, create_method, noise_like, resolve_method
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
 
@@ -82,3 +82,15 @@ def test_unlearning_changes_the_encoder_and_nothing_else(tiny_model, tmp_path):
 def test_every_method_is_registered_with_a_scope():
     for name, cls in METHODS.items():
         assert cls.name == name and cls.scope in ("encoder", "model")
+
+
+def test_auto_is_the_erasing_method_when_controlled_and_the_papers_when_fixed():
+    assert resolve_method(AUTO, controlled=True) == "i2i_max_loss"
+    assert resolve_method(AUTO, controlled=False) == "i2i"  # --fixed-alpha: the paper's exact run
+    assert resolve_method("noisy_label", controlled=True) == "noisy_label"  # a named one is kept
+
+
+def test_the_record_names_the_method_that_ran(tiny_model):
+    config = UnlearnConfig(steps=2, batch_size=4, warmup_steps=0, check_every=1, val_images=4)
+    _, record = unlearn(tiny_model, _synthetic_splits(), config)
+    assert record["config"]["method"] == "i2i_max_loss"

@@ -346,13 +346,15 @@ def _add_speed_flags(parser):
 
 
 def _add_unlearn_flags(parser):
-    from .methods import METHODS, NOISE_KINDS
+    from .methods import AUTO, METHODS, NOISE_KINDS
     from .models.base import SAVE_DTYPES
     from .unlearn import UnlearnConfig
 
     defaults = UnlearnConfig()
-    parser.add_argument("--method", default=defaults.method, choices=sorted(METHODS),
-                        help="unlearning method (docs/results.md compares them)")
+    parser.add_argument("--method", default=defaults.method, choices=[AUTO, *sorted(METHODS)],
+                        help=f"unlearning method (docs/results.md compares them); {AUTO}: i2i_max_loss in a controlled "
+                             "run (forgetting that a short fine-tune does not undo: docs/relearning.md), the paper's "
+                             "i2i with --fixed-alpha")
     parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha,
                         help="weight of the forget term (where a controlled run starts)")
     parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha, help="weight of the retain term")

@@ -21,6 +21,7 @@ from .errors import UserError  # noqa: E402
 from .evaluate import Evaluator  # noqa: E402
 from .models import load_model  # noqa: E402
 from .records import RunRecord, main_process, prepare_out_dir  # noqa: E402
+from .methods import resolve_method  # noqa: E402
 from .unlearn import UnlearnConfig, unlearn  # noqa: E402
 
 AXES = (("fid", "FID (vs ground truth)"), ("hole_mse", "hole MSE"))
@@ -64,6 +65,7 @@ def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, al
           features: str = "efficientnet-lite0", classifier: str | None = "auto", steps: int | None = None) -> dict:
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
     marks = _compare_marks(compare_file) if compare_file else {}  # a wrong file fails now, not after the work
+    config = replace(config, method=resolve_method(config.method, controlled=False))  # auto: the paper's
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, membership=False)
     folder = prepare_out_dir(out)
     record = RunRecord("sweep", {"model": str(model_path), "alphas": alphas, "task": task,

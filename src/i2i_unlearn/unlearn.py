@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -13,7 +13,7 @@ from .cards import write_unlearn_card
 from .control import ControlConfig, Controller
 from .data import Splits, hold_out_validation, parse_task, stack_images
 from .errors import UserError, check_memory, check_number
-from .methods import create_method
+from .methods import AUTO, create_method, resolve_method
 from .models import I2IModel, checkpoint_folder
 from .models.base import save_dtype, stored_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
@@ -34,7 +34,7 @@ class UnlearnConfig:
     only where it starts, `steps` the most it may take; `retain_budget=None` is a fixed-alpha run
     of exactly `steps` steps (the paper's setting)."""
 
-    method: str = "i2i"
+    method: str = AUTO  # i2i_max_loss in a controlled run, the paper's i2i in a fixed one (resolve_method)
     forget_alpha: float = 0.2
     retain_alpha: float = 1.0
     noise: str = "normal"
@@ -109,6 +109,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     rate, the controller's checks and the result, in `log_dir` (default: OUT.logs beside `out`).
     """
     config.check()
+    config = replace(config, method=resolve_method(config.method, config.control() is not None))
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
