@@ -94,3 +94,22 @@ def test_the_record_names_the_method_that_ran(tiny_model):
     config = UnlearnConfig(steps=2, batch_size=4, warmup_steps=0, check_every=1, val_images=4)
     _, record = unlearn(tiny_model, _synthetic_splits(), config)
     assert record["config"]["method"] == "i2i_max_loss"
+
+
+def test_i2i_max_loss_is_the_papers_terms_plus_max_loss(family_model):
+    forget, retain = _images(4, 1), _images(4, 2)
+    combined = create_method("i2i_max_loss", family_model, mask="center")
+    paper = create_method("i2i", family_model, mask="center")
+    draw = combined.draw(forget)
+
+    def seeded(function, *args):
+        torch.manual_seed(3)  # the same noise image for the forget target in both methods
+        with torch.no_grad():
+            return function(*args).item()
+
+    forget_task, retain_task = seeded(family_model.task_loss, forget, draw), seeded(family_model.task_loss, retain, draw)
+    assert seeded(combined.forget_term, forget, draw, retain) == pytest.approx(
+        seeded(paper.forget_term, forget, draw, retain) - forget_task, rel=1e-5, abs=1e-6)
+    assert seeded(combined.retain_term, retain, draw) == pytest.approx(
+        seeded(paper.retain_term, retain, draw) + retain_task, rel=1e-5, abs=1e-6)
+    assert combined.scope == "model" and paper.scope == "encoder"  # the decoder trains too

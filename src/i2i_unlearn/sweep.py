@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .data import Splits  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .evaluate import Evaluator  # noqa: E402
+from .methods import resolve_method  # noqa: E402
 from .models import load_model  # noqa: E402
 from .records import RunRecord, main_process, prepare_out_dir  # noqa: E402
-from .methods import resolve_method  # noqa: E402
 from .unlearn import UnlearnConfig, unlearn  # noqa: E402
 
 AXES = (("fid", "FID (vs ground truth)"), ("hole_mse", "hole MSE"))
