@@ -107,7 +107,8 @@ def test_i2i_max_loss_is_the_papers_terms_plus_max_loss(family_model):
         with torch.no_grad():
             return function(*args).item()
 
-    forget_task, retain_task = seeded(family_model.task_loss, forget, draw), seeded(family_model.task_loss, retain, draw)
+    forget_task = seeded(family_model.task_loss, forget, draw)
+    retain_task = seeded(family_model.task_loss, retain, draw)
     assert seeded(combined.forget_term, forget, draw, retain) == pytest.approx(
         seeded(paper.forget_term, forget, draw, retain) - forget_task, rel=1e-5, abs=1e-6)
     assert seeded(combined.retain_term, retain, draw) == pytest.approx(

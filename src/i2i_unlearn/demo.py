@@ -109,7 +109,8 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
             probed["retrained"] = load_model(retrained_path)
         results = relearning(probed, splits, attackers, steps, config.seed, say=say)
         relearn = {**results.get("default", {}), **({"strong": results["strong"]} if "strong" in results else {})}
-    metrics = {**invocation_field(), "model": str(checkpoint), "family": model.family, "method": record["config"]["method"],
+    metrics = {**invocation_field(), "model": str(checkpoint), "family": model.family,
+               "method": record["config"]["method"],  # what ran ("auto" resolved)
                "forget_classes": splits.forget_classes, "task": task, "features": extractor.name,
                "unlearn_seconds": record["seconds"],
                "before": before, "after": after, "retrained": columns.get("retrained"),
