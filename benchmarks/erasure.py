@@ -27,13 +27,13 @@ from i2i_unlearn.models import checkpoint_folder
 from i2i_unlearn.relearn import relearning
 
 
-def row(name: str, metrics: dict, before: dict, probe: dict, reference: dict | None, seconds: float | None,
+def row(name: str, metrics: dict, before: dict, probe: dict, reference: list[float] | None, seconds: float | None,
         retrain_seconds: float | None) -> str:
     ratio = {f"{s} {k}": metrics[s][k] / before[s][k] for s in ("retain", "forget") for k in ("hole_mse", "fid")}
     curve = probe["default"][name]
     versus = "-"
-    if reference is not None and name != "retrained":
-        versus = f"{min(u / r for u, r in zip(curve, reference['curve'])):.2f}"
+    if reference is not None:
+        versus = f"{min(u / r for u, r in zip(curve, reference)):.2f}"
     steps = [probe[a]["steps_to_relearn"][name] for a in ("default", "strong")]
     cost = "-" if seconds is None else f"{seconds:.0f} s" + (
         f" ({100 * seconds / retrain_seconds:.1f}%)" if retrain_seconds else "")
@@ -67,17 +67,19 @@ def main() -> None:
         retrained = load_model(retrained_path)
         retrain_seconds = json.loads((checkpoint_folder(retrained_path) / "train_record.json").read_text())["seconds"]
         metrics, _, _ = evaluator(retrained)
-        probe = relearning({"original": load_model(source), "retrained": retrained}, splits, sampling_steps=steps,
+        # the probe fine-tunes copies, so the original loaded above serves every probe unchanged
+        probe = relearning({"original": original, "retrained": retrained}, splits, sampling_steps=steps,
                            seed=args.seed, say=lambda *_: None)
-        reference = {"curve": probe["default"]["retrained"]}
+        reference = probe["default"]["retrained"]
         results["retrained"] = {"metrics": metrics, "relearn": probe, "seconds": retrain_seconds}
         print(row("retrained", metrics, before, probe, None, None, None), flush=True)
     for method in args.methods.split(","):
         start = time.perf_counter()
+        # unlearn changes its model in place: a fresh copy of the original for each method
         model, record = unlearn(load_model(source), splits, UnlearnConfig(method=method, seed=args.seed))
         seconds = time.perf_counter() - start
         metrics, _, _ = evaluator(model)
-        probe = relearning({"original": load_model(source), method: model}, splits, sampling_steps=steps,
+        probe = relearning({"original": original, method: model}, splits, sampling_steps=steps,
                            seed=args.seed, say=lambda *_: None)
         results[method] = {"metrics": metrics, "relearn": probe, "seconds": seconds,
                            "control": record["control"]["message"]}
