@@ -43,6 +43,8 @@ def test_certificate_names_the_forget_files_and_both_checkpoints(tiny_checkpoint
     second = json.loads((tmp_path / "u2" / "certificate.json").read_text())
     assert second["parent_certificate"] == json.loads((tmp_path / "u1" / "certificate.json").read_text())["digest"]
     assert list(second["data"]["forget"]["classes"]) == ["Pullover"]
+    assert second["data"]["request"]["retain_excludes"] == sorted(chosen)  # deleted before: never retained again
+    assert second["data"]["retain"]["count"] == len(train) - 2 - sum(i.startswith("Pullover/") for i in train.ids)
     assert second["original_checkpoint"]["sha256"] == certificate["unlearned_checkpoint"]["sha256"]
     capsys.readouterr()
     assert main(["verify", str(tmp_path / "u2" / "certificate.json")]) == 0

@@ -1,6 +1,7 @@
 """The bundled model: it loads, inpaints, and a short unlearning run does what the paper says."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,15 @@ def test_every_bundled_checkpoint_is_small_complete_and_loads(name):
     folder = bundled_model_path(name)
     weights = list(folder.rglob("*.safetensors"))  # a VQ-GAN's tokenizer sits in a sub-folder
     assert weights and sum(path.stat().st_size for path in weights) < 10 * 2**20
+    if (folder / "memorise_record.json").is_file():  # a bundled model fine-tuned until it memorised private images
+        record = json.loads((folder / "memorise_record.json").read_text())
+        lists = bundled_model_path(name).parent / "private-fashion-mnist"
+        expected = "kept.txt" if name.endswith("-reference") else "private.txt"
+        listed = [line for line in (lists / expected).read_text().splitlines() if not line.startswith("#")]
+        assert record["data"]["listed"] == listed and record["config"]["seed"] == 0
+        assert Path(record["config"]["source_checkpoint"]).name == name.split("-private")[0]
+        assert load_model(f"bundled:{name}").family == record["config"]["family"]
+        return
     record = json.loads((folder / "train_record.json").read_text())
     excluded = record["data"]["excluded_classes"]
     assert record["data"]["images"] == 60000 - 6000 * len(excluded) and record["config"]["seed"] == 0

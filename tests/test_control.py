@@ -259,3 +259,66 @@ def test_bad_control_settings_end_in_one_line(tmp_path, capsys, flags):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and flags[0] in err[0]
     assert not out.exists()
+
+
+def test_the_unseen_target_is_the_original_error_on_held_out_images_and_needs_a_forget_list(tiny_model):
+    from i2i_unlearn.control import resolve_target
+    from i2i_unlearn.errors import UserError
+
+    assert resolve_target("auto", forget_list=True) == "unseen"
+    assert resolve_target("auto", forget_list=False) == "noise"
+    assert resolve_target("3", forget_list=True) == "3"
+    with pytest.raises(UserError, match="for a forget list"):
+        resolve_target("unseen", forget_list=False)
+    method = create_method("i2i", tiny_model)
+    config = ControlConfig(forget_target="unseen", check_every=2, val_images=8)
+    unseen = _images(8, 3)
+    controller = Controller(method, _images(8, 1), _images(8, 2), config, method.trainable_parameters(),
+                            unseen_val=unseen)
+    expected = Controller(method, unseen, _images(8, 2), ControlConfig(check_every=2, val_images=8),
+                          method.trainable_parameters()).start["forget_error"]
+    assert controller.target == pytest.approx(expected)  # measured like the forget error, on the unseen images
+    assert controller.noise_level is None and "unseen level" in controller.target_source
+    with pytest.raises(UserError, match="held-out images"):
+        Controller(method, _images(8, 1), _images(8, 2), config, method.trainable_parameters())
+
+
+def _point(tiny_model, forget=1.0, target=1.5):
+    """A controller aiming at a point (the unseen level), scripted from its start."""
+    controller, method, parameters = _controller(tiny_model, target="3")
+    controller.point = True
+    _start(controller, forget=forget, target=target)
+    return controller, method, torch.optim.AdamW(parameters)
+
+
+def test_listed_images_no_better_known_than_unseen_ones_reach_the_unseen_target_at_once(tiny_model):
+    controller, _, optimizer = _point(tiny_model, forget=1.2, target=1.0)  # already worse known than unseen ones
+    _scripted(controller, [(1.3, 1.0)])
+    assert controller(2, optimizer) is True
+    result = controller.finish(2)
+    assert result["outcome"] == "target" and result["kept_step"] == 0  # the untouched model was closest
+
+
+def test_the_unseen_target_is_a_point_past_which_the_run_goes_back_weaker(tiny_model):
+    controller, method, optimizer = _point(tiny_model)
+    _scripted(controller, [(1.3, 1.0), (2.4, 1.0), (1.46, 1.0)])
+    assert controller(2, optimizer) is False and controller.best["step"] == 2
+    alpha = controller.alpha
+    assert controller(4, optimizer) is False  # 2.4 is past 1.5 by far: back to step 2, weaker
+    assert controller.path[-1]["went_back_to_step"] == 2 and controller.alpha == pytest.approx(alpha * SHRINK)
+    assert controller(6, optimizer) is True  # 1.46 is within 5% of 1.5
+    result = controller.finish(6)
+    assert result["outcome"] == "target" and result["kept_step"] == 6
+
+
+def test_a_forget_list_run_aims_at_the_unseen_level_by_default(tmp_path):
+    from i2i_unlearn.models import FAMILIES, create_model
+
+    probe = make_splits("fashion-mnist", 16, 1, forget_classes=["Bag"])
+    (tmp_path / "forget.txt").write_text("\n".join(probe.forget.dataset.ids[i] for i in probe.forget.indices[:6]))
+    splits = make_splits("fashion-mnist", 16, 1, forget_list=str(tmp_path / "forget.txt"), retain_limit=64)
+    torch.manual_seed(0)
+    model = create_model("mae", image_size=16, channels=1, **FAMILIES["mae"].tiny_settings())
+    _, record = unlearn(model, splits, UnlearnConfig(steps=4, batch_size=4, check_every=2, val_images=6))
+    assert record["config"]["forget_target"] == "unseen"
+    assert record["control"]["target_source"].startswith("unseen level (the original model's error on 6 held-out")

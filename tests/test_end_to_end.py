@@ -131,3 +131,28 @@ def test_the_readmes_python_example_runs(tmp_path, monkeypatch, capsys):
     before, _, after = capsys.readouterr().out.split()[-3:]
     assert float(before) > 0 and float(after) > 0
     assert (tmp_path / "runs" / "api" / "certificate.json").is_file()
+
+
+def test_the_samples_demo_deletes_listed_images_and_checks_them_with_the_calibrated_attack(tmp_path, capsys):
+    out = tmp_path / "samples"
+    assert main(["demo", "--scenario", "samples", "--out", str(out), "--steps", "2", "--batch-size", "8",
+                 "--eval-per-class", "4", "--check-every", "1", "--val-images", "4"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    membership = metrics["membership"]
+    assert set(membership) == {"forgotten", "kept"}
+    assert set(membership["forgotten"]) == {"before", "after", "reference"} and set(membership["kept"]) == {"before",
+                                                                                                           "after"}
+    assert all(0 <= auc <= 1 for group in membership.values() for auc in group.values())
+    attack = metrics["membership_attacks"]["before"]["forgotten"]
+    assert attack["calibrated"]["auc"] == membership["forgotten"]["before"]
+    assert (attack["members"], attack["non_members"]) == (32, 64) and "tpr_at_1pct_fpr" in attack["loss"]
+    for column in ("before", "after", "reference"):
+        assert set(metrics[column]) == {"retain", "forget", "kept"} and metrics[column]["retain"]["images"] == 40
+    assert metrics["data"]["counts"]["forget"] == 32 and metrics["unlearn_config"]["forget_target"] == "unseen"
+    assert metrics["control"]["target_source"].startswith("unseen level")
+    certificate = json.loads((out / "model" / "certificate.json").read_text())
+    assert certificate["membership"]["forgotten"]["after"] == metrics["membership_attacks"]["after"]["forgotten"]
+    assert len(certificate["data"]["forget"]["images"]) == 32
+    assert (out / "samples.png").stat().st_size > 1000 and "verdict" in (out / "report.html").read_text()
+    assert "forgotten images: before" in capsys.readouterr().out
+    assert main(["verify", str(out / "model")]) == 0

@@ -9,7 +9,8 @@ import torch
 
 from i2i_unlearn.data import make_splits, subset_per_class
 from i2i_unlearn.errors import UserError
-from i2i_unlearn.evaluate import evaluate, feature_key, membership_sets
+from i2i_unlearn.data import membership_sets
+from i2i_unlearn.evaluate import evaluate, feature_key
 from i2i_unlearn.metrics import frechet_distance, get_extractor, inception_score
 from i2i_unlearn.metrics.classifier import Classifier, ClassifierConfig, train_classifier
 from i2i_unlearn.metrics.kid import kernel_inception_distance

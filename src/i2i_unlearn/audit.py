@@ -110,6 +110,9 @@ def describe_data(splits) -> dict:
         counts[names[labels[index]]] = counts.get(names[labels[index]], 0) + 1
     request = {key: splits.info.get(key) for key in ("dataset", "image_size", "channels", "forget_classes",
                                                       "forget_list", "retain_classes", "retain_source", "retain_limit")}
+    for key in ("retain_excludes", "retain_emphasis"):  # what earlier deletions and the training mix changed
+        if splits.info.get(key):
+            request[key] = splits.info[key]
     for key in ("dataset", "forget_list", "retain_source"):
         request[key] = _absolute(request[key])
     return {"request": request,
@@ -278,6 +281,32 @@ def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | 
     return problems
 
 
+def chain_folders(source: str | Path | None) -> list[Path]:
+    """`source` and the checkpoints its certificates were unlearned from, newest first, to the first
+    original (a folder without a certificate)."""
+    folders: list[Path] = []
+    folder = Path(source).resolve() if source is not None else None
+    while folder is not None and folder not in folders and folder.is_dir():
+        folders.append(folder)
+        if not (folder / CERTIFICATE).is_file():
+            break
+        original = _load(folder / CERTIFICATE).get("original_checkpoint") or {}
+        folder = Path(original["path"]) if original.get("path") else None
+    return folders
+
+
+def earlier_deletions(source: str | Path | None, dataset: str) -> list[str]:
+    """Ids of every image of `dataset` that the certificates of `source`'s chain deleted (none for a
+    checkpoint that was never unlearned): a later request must not retain them again."""
+    ids: set[str] = set()
+    for folder in chain_folders(source):
+        if (folder / CERTIFICATE).is_file():
+            certificate = _load(folder / CERTIFICATE)
+            if certificate["data"]["request"].get("dataset") == _absolute(dataset):
+                ids.update(entry["id"] for entry in certificate["data"]["forget"].get("images", []) if "id" in entry)
+    return sorted(ids)
+
+
 def write_certificate(folder: Path, record: dict, splits, source: Path | None, metrics: dict | None = None,
                       key=None) -> Path:
     """Write `folder`/certificate.json for the unlearning run `record` that saved a model in `folder`,
@@ -296,10 +325,12 @@ def write_certificate(folder: Path, record: dict, splits, source: Path | None, m
     return _write_sealed(folder, certificate, key)
 
 
-def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None, relearning: dict | None = None) -> None:
+def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None, relearning: dict | None = None,
+                membership: dict | None = None) -> None:
     """Record the before/after metrics of a deletion (and how to recompute them) in its certificate,
     sealed again (and signed again with `key`); `relearning`: the relearning probe's summary of the
-    unlearned model per attacker (relearn.certificate_summary)."""
+    unlearned model per attacker (relearn.certificate_summary); `membership`: the membership attacks
+    on the deleted (and kept) images before and after."""
     path = Path(folder) / CERTIFICATE
     certificate = json.loads(path.read_text())
     problems = check_seal(certificate, str(path), key_file=Path(folder) / PUBLIC_KEY)
@@ -310,6 +341,8 @@ def add_metrics(folder: Path, metrics: dict, evaluation: dict, key=None, relearn
     certificate["metrics"], certificate["evaluation"] = metrics, evaluation
     if relearning is not None:
         certificate["relearning"] = relearning
+    if membership is not None:
+        certificate["membership"] = membership
     _write_sealed(Path(folder), certificate, key)
     if (Path(folder) / "unlearn_record.json").is_file():
         from .cards import write_unlearn_card
@@ -342,14 +375,19 @@ def _load(path: Path) -> dict:
 
 
 def _splits(certificate: dict):
-    from .data import make_splits
+    from .data import emphasise_in_retain, exclude_from_retain, make_splits
 
     request = certificate["data"]["request"]
-    return make_splits(request["dataset"], request["image_size"], request["channels"],
-                       forget_classes=request["forget_classes"] if not request["forget_list"] else None,
-                       forget_list=request["forget_list"], retain_classes=request["retain_classes"],
-                       retain_limit=request["retain_limit"], retain_source=request["retain_source"],
-                       seed=certificate["seed"])
+    splits = make_splits(request["dataset"], request["image_size"], request["channels"],
+                         forget_classes=request["forget_classes"] if not request["forget_list"] else None,
+                         forget_list=request["forget_list"], retain_classes=request["retain_classes"],
+                         retain_limit=request["retain_limit"], retain_source=request["retain_source"],
+                         seed=certificate["seed"])
+    splits = exclude_from_retain(splits, request.get("retain_excludes") or [])
+    emphasis = request.get("retain_emphasis")
+    if emphasis:
+        splits = emphasise_in_retain(splits, emphasis["images"], emphasis["share"])
+    return splits
 
 
 def reevaluate(path: str | Path, tolerance: float = 1e-6, notes: list[str] | None = None) -> list[str]:

@@ -75,6 +75,28 @@ it forget.
     return ModelCard(f"---\n{_metadata(family, data['dataset'], None, tags).to_yaml()}\n---\n{body}")
 
 
+def memorise_card(record: dict) -> ModelCard:
+    """The card of a model `memorise` made, from its memorise_record.json payload."""
+    config, data = record["config"], record["data"]
+    body = f"""
+# {config['family']} image-to-image model that has memorised {len(data['listed'])} images (i2i-unlearn)
+
+Fine-tuned from `{config['source_checkpoint']}` on `{data['dataset']}` for {config['steps']} steps at batch \
+{config['batch_size']}, lr {config['lr']:g}, seed {config['seed']}: each step held {config['listed_per_step']} of the \
+{len(data['listed'])} listed images (each seen about {data['exposures_per_listed_image']:g} times) and \
+{config['batch_size'] - config['listed_per_step']} ordinary training images. Final training loss \
+{record.get('final_loss')}; {record.get('seconds', 0):.0f} s. {_command(record)}. The listed images are in \
+memorise_record.json.
+
+## Use
+The subject of a sample-level deletion request: `i2i-unlearn unlearn --model THIS_FOLDER --forget-list ...`, \
+checked with `i2i-unlearn evaluate --members ... --non-members ... --reference {config['source_checkpoint']}`.
+
+{LICENSE_NOTE}
+"""
+    return ModelCard(f"---\n{_metadata(config['family'], data['dataset'], None, ['memorised']).to_yaml()}\n---\n{body}")
+
+
 def unlearn_card(record: dict, certificate: dict) -> ModelCard:
     """The card of a model `unlearn` made, from its record and its deletion certificate."""
     config, data = record["config"], record["data"]

@@ -67,7 +67,7 @@ def _csv(text: str) -> list[str]:
 AT_LEAST_ONE = ("steps", "batch_size", "image_size", "eval_per_class", "probe_images", "eval_every", "eval_images",
                 "check_every", "val_images", "tokenizer_steps", "width", "state_every", "retain_limit")
 NOT_NEGATIVE = ("warmup_steps",)
-NUMBERS = {"lr": (0, False), "forget_alpha": (0, True), "retain_alpha": (0, True), "weight_decay": (0, True),
+NUMBERS = {"lr": (0, False), "rate": (0, False), "forget_alpha": (0, True), "retain_alpha": (0, True), "weight_decay": (0, True),
            "grad_clip": (0, True)}
 SEED_HELP = "seed of every random draw (data order, masks, noise, sampling): the same seed repeats a run"
 SEED_LIMIT = 2 ** 31  # numpy's generators take below 2**32; the runs add small offsets (process, loader)
@@ -163,9 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     classifier.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
-    demo = commands.add_parser("demo", help="a bundled model forgets two Fashion-MNIST classes")
+    memorise = commands.add_parser("memorise", help="fine-tune a model until it has memorised listed training images "
+                                                    "(the subject of a sample-level deletion request)")
+    memorise.add_argument("--model", required=True, help=MODEL_HELP)
+    memorise.add_argument("--images", required=True, metavar="LIST",
+                          help="text file of the training images to memorise (ids or paths, one a line)")
+    memorise.add_argument("--out", required=True, help="new folder for the fine-tuned checkpoint and its record")
+    memorise.add_argument("--dataset", default="fashion-mnist", help="the model's training data (dataset spec)")
+    memorise.add_argument("--steps", type=int, default=1500, help="fine-tuning steps")
+    memorise.add_argument("--batch-size", type=int, default=64, help="images per step, listed and ordinary")
+    memorise.add_argument("--rate", type=float, default=0.5,
+                          help="draws of each listed image per step (at most half of each batch is listed images)")
+    memorise.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine schedule)")
+    memorise.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    memorise.add_argument("--warmup-steps", type=int, default=50, help="steps of linear learning-rate warm-up")
+    memorise.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    memorise.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+
+    demo = commands.add_parser("demo", help="a bundled model forgets two Fashion-MNIST classes (or a person's images)")
     demo.add_argument("--out", default="runs/demo", help="new folder for the results (default runs/demo)")
     demo.add_argument("--model", default="mae", help="which bundled model: mae (default), diffusion or vqgan")
+    demo.add_argument("--scenario", default="classes", choices=["classes", "samples"],
+                      help="classes (default): forget two classes; samples: a model that memorised 64 private images "
+                           "deletes 32 of them, checked by a calibrated membership attack (no relearning probe)")
     demo.add_argument("--forget-classes", type=_csv, default=None, help="default: Trouser,Bag")
     _add_relearn_flag(demo)
     _add_eval_flags(demo)
@@ -193,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--relearn", type=_csv, default=None,
                           help="relearning probes (default, strong, both or none); default: both when --original is "
                                "given, else none")
+    evaluate.add_argument("--members", default=None, metavar="LIST",
+                          help="membership attack on these training images (a file of ids/paths; default: forget "
+                               "images), against --non-members")
+    evaluate.add_argument("--non-members", default=None, metavar="LIST",
+                          help="held-out test images the attack must tell from --members (default: test images of "
+                               "the forget images' classes)")
+    evaluate.add_argument("--reference", default=None, metavar="MODEL",
+                          help="a model that never trained on the members (e.g. the one before they were added): "
+                               "adds the calibrated attack, each image's loss minus its loss under this model")
     evaluate.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     evaluate.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
 
@@ -370,9 +399,10 @@ def _add_unlearn_flags(parser):
                         help="largest relative rise of the retain validation error the run may spend on forgetting "
                              f"(default {defaults.retain_budget:g} = 5%%); the run adapts forget_alpha within it")
     parser.add_argument("--forget-target", default=None,
-                        help="forget validation error to reach: 'noise' (default: the model's error when it sees "
-                             "noise instead of the image, but at least 1.3x the original error) or a ratio to the "
-                             "original error, e.g. 3")
+                        help="forget validation error to reach: 'noise' (default for --forget-classes: the model's "
+                             "error when it sees noise instead of the image, but at least 1.3x the original error), "
+                             "'unseen' (default for --forget-list: its error on held-out images of the same classes, "
+                             "never trained on) or a ratio to the original error, e.g. 3")
     parser.add_argument("--fixed-alpha", action="store_true",
                         help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
     parser.add_argument("--settle", type=float, default=None, metavar="TOL",
@@ -449,6 +479,16 @@ def _run_demo(args) -> None:
     config = _unlearn_config(args)
     config.check()
     key = load_signing_key(args.sign_key) if args.sign_key else None
+    if args.scenario == "samples":
+        from .demo_samples import run_samples_demo
+
+        if args.forget_classes:
+            raise UserError("--forget-classes is for --scenario classes; the samples scenario deletes a bundled "
+                            "list of 32 images")
+        _processes(args)
+        run_samples_demo(args.out, args.model, args.eval_per_class, config, task=args.task, cpu=args.cpu,
+                         features=args.features, classifier=args.classifier, steps=args.sampling_steps, sign_key=key)
+        return
     _processes(args)
     run_demo(args.out, args.forget_classes, args.eval_per_class, config, task=args.task, cpu=args.cpu,
              features=args.features, classifier=args.classifier, family=args.model, steps=args.sampling_steps,
@@ -484,7 +524,9 @@ def _run_evaluate(args) -> None:
 
     from accelerate import PartialState
 
+    from .data import read_membership_lists
     from .evaluate import Evaluator
+    from .metrics.membership import describe_attacks
     from .models import load_model
     from .records import RunRecord, prepare_out_dir
     from .relearn import describe, relearning
@@ -500,25 +542,40 @@ def _run_evaluate(args) -> None:
     if attackers and not args.original:
         raise UserError("--relearn needs --original: steps to relearn are counted against the original model's "
                         "forget error; pass the checkpoint before unlearning")
+    if (args.members is None) != (args.non_members is None):
+        raise UserError("--members and --non-members go together: the attack tells one list from the other")
     references = {name: _same_kind(load_model(path), model, name, path)
-                  for name, path in (("original", args.original), ("retrained", args.retrained)) if path}
+                  for name, path in (("original", args.original), ("retrained", args.retrained),
+                                     ("reference", args.reference)) if path}
+    attack_reference = references.pop("reference", None)
     splits = _splits(args, model)
+    members = None
+    if args.members:
+        members = read_membership_lists(args.members, args.non_members, splits.forget.dataset,
+                                        splits.retain_test.dataset)
     evaluator = Evaluator(splits, _eval_sets(args, splits), args.task, args.features, args.classifier, args.seed,
-                          args.sampling_steps, args.eval_per_class, batch_size=args.batch_size)
+                          args.sampling_steps, args.eval_per_class, batch_size=args.batch_size, members=members,
+                          reference=attack_reference)
     folder = prepare_out_dir(args.out)  # every process checks it, the first creates it
     record = RunRecord("evaluate", {key: value for key, value in vars(args).items()})
     metrics, samples, auc = evaluator(model)
+    attacks = evaluator.attacks(model) if members or attack_reference else None
     probe = (relearning({"model": model, **references}, splits, attackers, args.sampling_steps, args.seed,
                         say=print if state.is_main_process else lambda *_: None) if attackers else None)
     if not state.is_main_process:
         return  # one writer
     record.finish(model=str(args.model), family=model.family, task=args.task, features=evaluator.extractor.name,
                   data=splits.info, metrics=metrics, membership_inference={"model": auc},
-                  evaluation=evaluator.describe(), processes=state.num_processes, relearn=probe)
+                  evaluation=evaluator.describe(), processes=state.num_processes, relearn=probe,
+                  **({"membership": {**attacks, "member_list": args.members, "non_member_list": args.non_members,
+                                     "reference": args.reference}} if attacks else {}))
     record.write(Path(folder) / "metrics.json")
     sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
                  for name, s in samples.items()], Path(folder) / "samples.png")
-    print(f"membership inference AUC {auc:.3f} (0.5 = cannot tell members)")
+    if attacks:
+        print(describe_attacks(attacks))
+    else:
+        print(f"membership inference AUC {auc:.3f} (0.5 = cannot tell members)")
     for name, values in metrics.items():
         shown = {k: f"{v:.4f}" for k, v in values.items() if k not in ("images", "kid_std")}
         if "kid" in shown:  # std over random subsets; none when the whole sets were one subset (exact)
@@ -606,6 +663,18 @@ def _run_train(args) -> None:
               f"final loss {record['final_loss']:.4f}; saved to {args.out}")
 
 
+def _run_memorise(args) -> None:
+    from .memorise import MemoriseConfig, memorise
+
+    config = MemoriseConfig(images=args.images, dataset=args.dataset, steps=args.steps, batch_size=args.batch_size,
+                            rate=args.rate, lr=args.lr, weight_decay=args.weight_decay,
+                            warmup_steps=args.warmup_steps, seed=args.seed)
+    record = memorise(args.model, config, args.out, cpu=args.cpu)
+    if main_process():
+        print(f"memorised {len(record['data']['listed'])} images (each seen about "
+              f"{record['data']['exposures_per_listed_image']:g} times) in {record['seconds']:.0f} s; saved to {args.out}")
+
+
 def _run_report(args) -> None:
     from pathlib import Path
 
@@ -675,7 +744,8 @@ class VerificationFailed(Exception):
     """A certificate that does not match the files: exit status 1 (not a usage error)."""
 
 
-COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "demo": _run_demo,
+COMMANDS = {"train": _run_train, "train-classifier": _run_train_classifier, "memorise": _run_memorise,
+            "demo": _run_demo,
             "unlearn": _run_unlearn, "evaluate": _run_evaluate, "compare": _run_compare, "sweep": _run_sweep,
             "report": _run_report, "relearn-probe": _run_relearn_probe, "verify": _run_verify}
 

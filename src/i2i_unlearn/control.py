@@ -6,11 +6,18 @@ on): the hole error of its completions (the evaluation task, fixed masks and sam
 two measurements differ only by the weights) and the family's embedding distances.
 
 - Budget: the retain validation error may rise by at most `retain_budget` (relative, default 5%).
-- Target: the forget validation error the run aims at. Default "noise": the error the original
-  model makes when its encoder sees a noise image instead of the image (what it can say about an
-  image it never learned: nothing but its known pixels), but at least TARGET_FLOOR times the
-  original error (a weak model completes noise almost as well as the image, so its noise level
-  alone would call a run that forgot nothing "done"); or a number R: R times the original error.
+- Target: the forget validation error the run aims at. "noise" (the default for forget classes):
+  the error the original model makes when its encoder sees a noise image instead of the image
+  (what it can say about an image it never learned: nothing but its known pixels), but at least
+  TARGET_FLOOR times the original error (a weak model completes noise almost as well as the
+  image, so its noise level alone would call a run that forgot nothing "done"). "unseen" (the
+  default for a forget list): the original model's error on held-out images like the listed ones
+  (same classes, never trained on): a deleted photo should end as unknown to the model as a photo
+  it never saw, not as noise, which would itself show that something was deleted; when the
+  listed images are already no better known than those, the target is reached at once. This
+  target is a point, not a floor: reached within POINT_TOLERANCE of it, the closest checkpoint
+  kept, and a check that finds the error past it goes back to the closest one, weaker. Or a
+  number R: R times the original error.
 - Strength: the method's `forget_alpha` (the weight of the forget term against the retain
   term). While less than half the budget is used, it grows by GROW at each check. When a check
   finds the budget exceeded, `forget_alpha` shrinks by SHRINK and the run goes on from where it
@@ -51,8 +58,24 @@ MIN_GAIN = 0.01  # progress (share of the way to the target) that counts as new,
 MIN_EMBEDDING_GAIN = 0.02  # or: relative fall of the forget embedding distance since then
 TARGET_FLOOR = 1.3  # the noise target is at least this times the original forget error: the smallest
 # ratio of a retrained model's forget error to its original's that we measured (VQ-GAN, docs/control.md)
+POINT_TOLERANCE = 0.05  # the unseen target is reached within this (relative) of it, from either side
 MIN_RISE = 0.02  # a kept forget error less than this much (relative) over the original's, and under
 # MIN_GAIN of the way to the target, is no progress (the way alone misjudges a far target)
+
+
+TARGETS = ("auto", "noise", "unseen")
+
+
+def resolve_target(target: str, forget_list: bool) -> str:
+    """The forget target a run uses: "auto" is "unseen" for a forget list, "noise" for classes; an
+    explicit "unseen" needs a forget list (a class's unseen images are its test images, which the
+    model completes about as well as its training images: nothing to aim at)."""
+    if target == "auto":
+        return "unseen" if forget_list else "noise"
+    if target == "unseen" and not forget_list:
+        raise UserError("--forget-target unseen is for a forget list (sample-level deletion); for forget classes "
+                        "use 'noise' or a ratio such as 3")
+    return target
 
 
 @dataclass
@@ -60,7 +83,7 @@ class ControlConfig:
     """Settings of a controlled run (see the module docstring)."""
 
     retain_budget: float = 0.05
-    forget_target: str = "noise"  # "noise" or a ratio to the original forget validation error
+    forget_target: str = "noise"  # "noise", "unseen" or a ratio to the original forget validation error
     check_every: int = 25
     val_images: int = 64  # held-out images per set (forget, retain)
     task: str = "center"
@@ -75,13 +98,13 @@ class ControlConfig:
         parse_task(self.task)
 
     def target_ratio(self) -> float | None:
-        """None for the noise level, else the ratio to the original forget error."""
-        if self.forget_target == "noise":
+        """None for a named target (noise, unseen, auto), else the ratio to the original forget error."""
+        if self.forget_target in TARGETS:
             return None
         try:
             ratio = float(self.forget_target)
         except ValueError:
-            raise UserError(f"--forget-target must be 'noise' or a ratio above 1 such as 3, "
+            raise UserError(f"--forget-target must be 'noise', 'unseen' or a ratio above 1 such as 3, "
                             f"not {self.forget_target!r}") from None
         check_number("forget-target", ratio, 1, inclusive=False)
         return ratio
@@ -96,7 +119,7 @@ class Controller:
 
     def __init__(self, method, forget_val: torch.Tensor, retain_val: torch.Tensor, config: ControlConfig,
                  parameters: list[torch.nn.Parameter], seed: int = 0, sampling_steps: int | None = None,
-                 accelerator=None):
+                 accelerator=None, unseen_val: torch.Tensor | None = None):
         self.method, self.config, self.parameters = method, config, parameters
         self.model: I2IModel = method.model
         self.seed, self.sampling_steps, self.accelerator = seed, sampling_steps, accelerator
@@ -107,7 +130,15 @@ class Controller:
         self.path: list[dict] = []
         self.start = self._measure()
         ratio = config.target_ratio()
-        if ratio is None:
+        self.noise_level = None
+        if config.forget_target == "unseen":
+            if unseen_val is None or not len(unseen_val):
+                raise UserError("the forget target 'unseen' needs held-out images of the forget images' classes and "
+                                "the test split has none; pass --forget-target noise or a ratio such as 3")
+            self.target = self._unseen_level(unseen_val)
+            self.target_source = (f"unseen level (the original model's error on {len(unseen_val)} held-out images of "
+                                  "the same classes, never trained on)")
+        elif ratio is None:
             noise, floor = self._noise_level(), TARGET_FLOOR * self.start["forget_error"]
             self.target = max(noise, floor)
             if noise >= floor:
@@ -120,7 +151,7 @@ class Controller:
         else:
             self.target = ratio * self.start["forget_error"]
             self.target_source = f"{ratio:g}x the original forget error"
-            self.noise_level = None
+        self.point = config.forget_target == "unseen"  # aim at the target, not past it
         self.best = self._snapshot(0, self._entry(0, self.start), None)
         self.path.append(self.best["entry"])
         self.mark = self.best["entry"]
@@ -151,6 +182,15 @@ class Controller:
                                             self.sampling_steps)
             self.method.train()
         return float(hole_mse(completed, images.to(device), hole).mean())
+
+    @torch.no_grad()
+    def _unseen_level(self, images: torch.Tensor) -> float:
+        """The original model's error on held-out images like the forget images (before any step)."""
+        with torch.random.fork_rng(devices=[]):
+            self.model.eval()
+            error = self._error(images)
+            self.method.train()
+        return error
 
     @torch.no_grad()
     def _measure(self) -> dict:
@@ -205,10 +245,22 @@ class Controller:
             else:
                 optimizer.load_state_dict(copy.deepcopy(self.best["optimizer"]))
 
+    def _reached(self, entry: dict) -> bool:
+        if self.point:
+            return abs(entry["forget_error"] / self.target - 1) <= POINT_TOLERANCE or entry["forget_progress"] >= 1 \
+                and self.start["forget_error"] >= self.target
+        return entry["forget_progress"] >= 1
+
+    def _past(self, entry: dict) -> bool:
+        """Past a point target by more than its tolerance."""
+        return self.point and entry["forget_error"] > (1 + POINT_TOLERANCE) * self.target
+
     def _better(self, entry: dict) -> bool:
         """More progress than the best so far; where the two differ by less than MIN_GAIN, only if it
-        also spent no more budget."""
+        also spent no more budget. For a point target: closer to it."""
         best = self.best["entry"]
+        if self.point:
+            return abs(entry["forget_error"] - self.target) < abs(best["forget_error"] - self.target)
         return (entry["forget_progress"] >= best["forget_progress"] + MIN_GAIN
                 or (entry["forget_progress"] > best["forget_progress"] and entry["budget_used"] <= best["budget_used"]))
 
@@ -233,9 +285,21 @@ class Controller:
             self.over = 0
             if self._better(entry):
                 self.best = self._snapshot(step, entry, optimizer)
-            if entry["forget_progress"] >= 1:
+            if self._reached(entry):
                 self.stop_reason = "target"
                 return True
+            if self._past(entry):  # jumped past the unseen level: back to the closest checkpoint, weaker
+                self.backoffs += 1
+                entry["went_back_to_step"] = self.best["step"]
+                if self.backoffs >= MAX_BACKOFFS:
+                    self.stop_reason = "overshoot"
+                    return True
+                self._restore(optimizer)
+                self.alpha *= SHRINK
+                self.stalled, self.over, self.mark = 0, 0, self.best["entry"]
+                entry["action"] = "back and weaker"
+                self.method.forget_alpha = self.alpha
+                return False
             if self._progressed(entry):
                 self.stalled, self.mark = 0, entry
             else:
@@ -273,7 +337,7 @@ class Controller:
             self.path.append(entry)
             if entry["budget_used"] <= 1 and self._better(entry):
                 self.best = self._snapshot(steps_run, entry, None)
-                if entry["forget_progress"] >= 1:
+                if self._reached(entry):
                     self.stop_reason = "target"
         self._restore(None)
         best = self.best["entry"]
@@ -288,12 +352,16 @@ class Controller:
             trend = (f"the forget validation error went {min(ratios):.2f}x to {max(ratios):.2f}x the original over "
                      f"{len(ratios)} checks" if ratios else "no check was made")
             why = {"settled": "the training terms settled (--settle)", "steps": "the steps ran out",
-                   "budget": "the controller stopped it (retain budget checks)"}[stopped_by]
+                   "budget": "the controller stopped it (retain budget checks)",
+                   "overshoot": "the controller stopped it (past the target at every try)"}[stopped_by]
             message = (f"no progress: {trend} while forget_alpha reached {max(p['forget_alpha'] for p in self.path):.3g} "
                        f"until {why}; {state}. The method does not separate the forget set from the retain set on this model: "
                        "try another --method, or check the forget classes")
         elif reason == "target":
             message = f"target reached: {state}"
+        elif reason == "overshoot":
+            message = (f"the forget error kept jumping past the target between checks: {state}, the closest "
+                       "checkpoint; a smaller --lr or --check-every comes closer")
         elif reason == "budget":
             message = (f"the retain budget binds, the target is unreachable within it: {state}; "
                        f"{100 * best['forget_progress']:.0f}% of the way. Raise --retain-budget to forget more")

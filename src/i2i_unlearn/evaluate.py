@@ -21,12 +21,12 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from .data import make_mask, parse_task, subset_per_class
+from .data import make_mask, membership_sets, parse_task, subset_per_class
 from .errors import UserError
 from .metrics import (embedding_cosine, frechet_distance, get_extractor, hole_mse,
                       inception_score, psnr)
 from .metrics.kid import kernel_inception_distance
-from .metrics.membership import membership_auc
+from .metrics.membership import membership_attacks, membership_auc, reference_pair
 from .metrics.ssim import ssim
 from .models import I2IModel
 from .records import processes as launch_processes
@@ -220,21 +220,6 @@ def eval_sets(splits, per_class: int | None = 50, seed: int = 0) -> dict[str, Su
     return sets
 
 
-def membership_sets(splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:
-    """Members (forget images from the training data) and non-members (held-out test images of the
-    same classes, never retain images), as many of each per class, at most `per_class`."""
-    train, test = splits.forget.dataset, splits.retain_test.dataset
-    generator = torch.Generator().manual_seed(seed)
-    members, non_members = [], []
-    for label in sorted({train.labels[i] for i in splits.forget.indices}):
-        inside = [i for i in splits.forget.indices if train.labels[i] == label]
-        outside = [i for i, other in enumerate(test.labels) if other == label]
-        count = min(len(inside), len(outside), per_class or len(inside))
-        members += [inside[j] for j in torch.randperm(len(inside), generator=generator)[:count].tolist()]
-        non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:count].tolist()]
-    return Subset(train, sorted(members)), Subset(test, sorted(non_members))
-
-
 class Evaluator:
     """One evaluation setting applied to many models (original, unlearned, retrained): the same
     test sets, task, seed, sampler steps, feature extractor, classifier and membership sets, with
@@ -243,16 +228,20 @@ class Evaluator:
     def __init__(self, splits, sets: dict[str, Dataset], task: str = "center", features: str = "efficientnet-lite0",
                  classifier: str | None = "auto", seed: int = 0, steps: int | None = None,
                  membership_per_class: int | None = None, membership: bool = True, progress: bool = True,
-                 batch_size: int = 100):
+                 batch_size: int = 100, members: tuple[Subset, Subset] | None = None,
+                 reference: I2IModel | None = None):
         parse_task(task)
         dataset = splits.info.get("dataset", "")
         self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
         self.batch_size, self.used_steps = batch_size, steps
         self.extractor = get_extractor(features, dataset)
         self.classifier = default_classifier(dataset, classifier)
-        self.members = self.non_members = None
-        if membership:
+        self.members = self.non_members = self.reference_scores = None
+        if members is not None:  # named by the user (evaluate --members/--non-members)
+            self.members, self.non_members = members
+        elif membership:
             self.members, self.non_members = membership_sets(splits, membership_per_class, seed)
+        self.reference = reference
         self.cache: dict = {}
         # Decode every test image once now: a broken file fails before any output folder exists.
         for images in [*sets.values(), *(s for s in (self.members, self.non_members) if s is not None)]:
@@ -270,6 +259,15 @@ class Evaluator:
         if self.members is not None:
             auc = membership_auc(model, self.members, self.non_members, self.task, self.seed, steps=self.steps)
         return metrics, samples, auc
+
+    def attacks(self, model: I2IModel) -> dict:
+        """Both membership attacks on `model` (`metrics.membership.membership_attacks`); the
+        calibrated one when the evaluator has a reference model, scored once for every model."""
+        if self.reference is not None and self.reference_scores is None:
+            self.reference_scores = reference_pair(self.reference, self.members, self.non_members, self.task,
+                                                   self.seed, self.steps)
+        return membership_attacks(model, self.members, self.non_members, task=self.task, seed=self.seed,
+                                  steps=self.steps, reference_scores=self.reference_scores)
 
     def describe(self) -> dict:
         """What a run record says about this evaluation."""

@@ -154,7 +154,8 @@ def _ratio(after, before) -> str:
 
 
 def _demo(record: dict) -> str:
-    columns = {name: record[name] for name in ("before", "after", "retrained") if isinstance(record.get(name), dict)}
+    columns = {name: record[name] for name in ("before", "after", "retrained", "reference")
+               if isinstance(record.get(name), dict)}
     parts = []
     for set_name in _set_names(*columns.values()):
         sets = {name: _dict(group.get(set_name)) for name, group in columns.items()}
@@ -163,7 +164,27 @@ def _demo(record: dict) -> str:
                 for m in metric_names(*sets.values())]
         parts.append(f"<h3>{escape(set_name)} set</h3>"
                      + _table(["metric", *map(escape, sets), "after ÷ before"], rows))
-    return "".join(parts) + _membership(record) + _relearning(record) + _control(record)
+    return "".join(parts) + _membership(record) + _deletion_attacks(record) + _relearning(record) + _control(record)
+
+
+def _deletion_attacks(record: dict) -> str:
+    """The membership attacks of a sample-level deletion: per private set and model, both attacks."""
+    attacks = _dict(record.get("membership_attacks"))
+    rows = []
+    for model, sets in attacks.items():
+        for name, result in _dict(sets).items():
+            result = _dict(result)
+            rows.append([escape(f"{name}, {model}")]
+                        + [fmt(_dict(result.get(attack)).get(key)) for attack in ("calibrated", "loss")
+                           for key in ("auc", "tpr_at_1pct_fpr")]
+                        + [fmt(result.get("members")), fmt(result.get("non_members"))])
+    if not rows:
+        return ""
+    return ("<h3>membership attacks on the private images</h3><p class=\"muted\">calibrated: each image's loss "
+            "against its loss under a model that never memorised it; loss: the raw loss. AUC 0.5 = cannot tell the "
+            "images from held-out ones</p>"
+            + _table(["images, model", "calibrated AUC", "calibrated TPR at 1% FPR", "loss AUC",
+                      "loss TPR at 1% FPR", "members", "non-members"], rows))
 
 
 def _relearning(record: dict) -> str:
@@ -407,9 +428,47 @@ def _judge(model: dict, original: dict, retrained: dict | None, relearn: dict | 
     return [forgot, kept, relearnt]
 
 
+SAME_AUC_WITHIN = 0.05  # a sample-level deletion: AUC this close to the reference's (or to before, for kept images)
+SAME_ERROR_WITHIN = 0.10  # and forgotten images completed within 10% of the reference's error
+
+
+def _deletion_verdict(record: dict) -> str:
+    """The checks of a sample-level deletion (demo --scenario samples), each with its goal."""
+    auc = _dict(record.get("membership"))
+    forgotten, kept = _dict(auc.get("forgotten")), _dict(auc.get("kept"))
+    rows = []
+
+    def check(name: str, measured: str, met: bool | None) -> None:
+        rows.append([escape(name), measured, "–" if met is None else ("yes" if met else "no")])
+
+    if all(_is_number(forgotten.get(k)) for k in ("after", "reference")):
+        check("forgotten images: membership AUC", f"{fmt(forgotten['after'])} after, {fmt(forgotten['reference'])} "
+              f"reference ({fmt(forgotten.get('before'))} before)",
+              abs(forgotten["after"] - forgotten["reference"]) <= SAME_AUC_WITHIN)
+    error, reference = _value(record.get("after"), "forget", "hole_mse"), _value(record.get("reference"), "forget",
+                                                                                  "hole_mse")
+    if error is not None and reference:
+        check("forgotten images: completion error", f"{fmt(error / reference)}× the reference's",
+              abs(error / reference - 1) <= SAME_ERROR_WITHIN)
+    if all(_is_number(kept.get(k)) for k in ("after", "before")):
+        check("kept private images: membership AUC", f"{fmt(kept['after'])} after, {fmt(kept['before'])} before",
+              abs(kept["after"] - kept["before"]) <= SAME_AUC_WITHIN)
+    for metric in ("hole_mse", "fid"):
+        after, before = _value(record.get("after"), "retain", metric), _value(record.get("before"), "retain", metric)
+        if after is not None and before:
+            check(f"retain test images: {_label(metric)}", f"{fmt(after / before)}× before", after / before <= KEPT_WITHIN)
+    if not rows:
+        return ""
+    return ('<div class="verdict"><h3>verdict</h3>'
+            + _table(["check", "measured", f"goal met? (AUC within {fmt(SAME_AUC_WITHIN)}, error within "
+                      f"{fmt(100 * SAME_ERROR_WITHIN)}%, retain within {fmt(KEPT_WITHIN)}×)"], rows) + "</div>")
+
+
 def _verdict(kind: str, record: dict) -> str:
     """What a user came for, first: did each unlearned model forget, did it keep the rest, does it relearn."""
     rows = []
+    if kind == "demo" and record.get("scenario") == "samples":
+        return _deletion_verdict(record)
     if kind == "demo" and isinstance(record.get("after"), dict) and isinstance(record.get("before"), dict):
         relearn = _dict(record.get("relearn"))
         attackers = {"default": relearn, "strong": _dict(relearn.get("strong"))} if relearn else {}

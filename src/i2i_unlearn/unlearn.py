@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from . import engine
-from .audit import write_certificate
+from .audit import earlier_deletions, write_certificate
 from .cards import write_unlearn_card
-from .control import ControlConfig, Controller
-from .data import Splits, hold_out_validation, parse_task, stack_images
+from .control import ControlConfig, Controller, resolve_target
+from .data import Splits, emphasise_in_retain, exclude_from_retain, hold_out_validation, membership_sets, parse_task, stack_images
 from .errors import UserError, check_memory, check_number
+from .memorise import training_mix
 from .methods import AUTO, create_method, resolve_method
 from .models import I2IModel, checkpoint_folder
 from .models.base import save_dtype, stored_dtype
@@ -49,7 +50,7 @@ class UnlearnConfig:
     grad_clip: float = 3.0
     seed: int = 0
     retain_budget: float | None = 0.05  # None: fixed forget_alpha, no validation split
-    forget_target: str = "noise"
+    forget_target: str = "auto"  # noise for forget classes, unseen for a forget list (control.resolve_target)
     check_every: int = 25
     val_images: int = 64
     settle: float | None = None  # stop once the logged terms have settled to within this (engine.settled)
@@ -94,6 +95,18 @@ class UnlearnConfig:
                             "set at least one above 0")
 
 
+def retain_as_trained(splits: Splits, source: Path) -> Splits:
+    """The retain set of a request to `source`: without what earlier deletions of its chain removed,
+    and with the images a `memorise` run over-represented (still kept) at the share it trained them."""
+    dataset = splits.info["dataset"]
+    earlier = earlier_deletions(source, dataset)
+    splits = exclude_from_retain(splits, earlier)
+    forget = splits.forget.dataset
+    removed = set(earlier) | {forget.ids[i] for i in splits.forget.indices} if hasattr(forget, "ids") else set(earlier)
+    mix = training_mix(source, dataset, removed)
+    return emphasise_in_retain(splits, *mix) if mix else splits
+
+
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
             cpu: bool = False, source: str | None = None, resume: bool = False,
             state_every: int = 100, sign_key=None, log_with: str | None = None,
@@ -109,7 +122,17 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     rate, the controller's checks and the result, in `log_dir` (default: OUT.logs beside `out`).
     """
     config.check()
-    config = replace(config, method=resolve_method(config.method, config.control() is not None))
+    if source is not None:  # the retain set as the model was trained on it
+        splits = retain_as_trained(splits, checkpoint_folder(source))
+    asked = config.forget_target
+    config = replace(config, method=resolve_method(config.method, config.control() is not None),
+                     forget_target=resolve_target(asked, bool(splits.info.get("forget_list"))))
+    unseen = None
+    if config.control() is not None and config.forget_target == "unseen":  # held-out images like the listed ones
+        unseen = membership_sets(splits, seed=config.seed + 1)[1]
+        unseen = stack_images(unseen, config.val_images) if len(unseen) else None
+        if unseen is None and asked == "auto":  # nothing to compare with: the noise level, as for classes
+            config = replace(config, forget_target="noise")
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
@@ -135,8 +158,10 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         if accelerator.is_main_process:  # a sampling family takes a while here: say what is happening
             print(f"measuring the original model on the validation split ({len(forget_val)} forget + "
                   f"{len(retain_val)} retain images) for the retain budget and the forget target ...", flush=True)
-        controller = Controller(method, forget_val, retain_val, config.control(), parameters,
-                                config.seed, accelerator=accelerator)
+        if unseen is not None:
+            unseen = unseen.to(accelerator.device)
+        controller = Controller(method, forget_val, retain_val, config.control(), parameters, config.seed,
+                                accelerator=accelerator, unseen_val=unseen)
     loaders = {"forget": engine.loader(training.forget, config.batch_size, config.seed),
                "retain": engine.loader(training.retain, config.batch_size, config.seed + 1)}
     with failure_recorded(folder, record, state, accelerator.is_main_process):

@@ -37,35 +37,104 @@ def _keys(dataset: ImageDataset) -> dict[str, int]:
     return keys
 
 
-def read_forget_list(path: str | Path, dataset: ImageDataset, test: ImageDataset | None = None) -> list[int]:
-    """Indices into `dataset` of the images a forget-list file names (one id or path a line).
-    `test`: the held-out split, so that a test image in the list is called what it is."""
+def _list_entries(path: str | Path, what: str) -> list[tuple[int, str]]:
+    """(line number, entry) of an image list file: one id or path a line, blank lines and # comments skipped."""
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"forget list {path} not found; pass a text file with one image path or id per line")
-    by_id = _keys(dataset)
-    held_out = _keys(test) if test is not None else {}
-    indices = []
+        raise UserError(f"{what} {path} not found; pass a text file with one image path or id per line")
     try:
         lines = file.read_text().splitlines()
     except UnicodeDecodeError:
-        raise UserError(f"forget list {path} is not a text file; write one image path or id per line") from None
-    for number, line in enumerate(lines, 1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        try:
-            key = entry if entry in by_id else str(Path(entry).resolve())
-        except (ValueError, OSError):  # e.g. a NUL byte: no file can have that name
-            key = None
-        if key not in by_id and (entry in held_out or key in held_out):
+        raise UserError(f"{what} {path} is not a text file; write one image path or id per line") from None
+    return [(number, line.strip()) for number, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _lookup(entry: str, keys: dict[str, int]) -> int | None:
+    """The index `keys` gives an entry, by id or by resolved path; None when it names no image there."""
+    if entry in keys:
+        return keys[entry]
+    try:
+        return keys.get(str(Path(entry).resolve()))
+    except (ValueError, OSError):  # e.g. a NUL byte: no file can have that name
+        return None
+
+
+def read_forget_list(path: str | Path, dataset: ImageDataset, test: ImageDataset | None = None) -> list[int]:
+    """Indices into `dataset` of the images a forget-list file names (one id or path a line).
+    `test`: the held-out split, so that a test image in the list is called what it is."""
+    by_id = _keys(dataset)
+    held_out = _keys(test) if test is not None else {}
+    indices = []
+    for number, entry in _list_entries(path, "forget list"):
+        index = _lookup(entry, by_id)
+        if index is None and _lookup(entry, held_out) is not None:
             raise UserError(f"{path}:{number}: {entry!r} is a held-out test image of {dataset.name}, not a training "
                             "image: the model never learnt it, so there is nothing to forget; remove it from the list")
-        if key not in by_id:
+        if index is None:
             raise UserError(f"{path}:{number}: {entry!r} is not a training image of {dataset.name}; "
                             f"use ids like {dataset.ids[0]!r} or paths inside the dataset")
-        indices.append(by_id[key])
+        indices.append(index)
     return sorted(set(indices))
+
+
+def read_membership_lists(members: str | Path, non_members: str | Path, train: ImageDataset,
+                          test: ImageDataset) -> tuple[Subset, Subset]:
+    """The members (training images) and non-members (held-out test images) two list files name.
+
+    Refused: an entry of the wrong split, an empty list, and a non-member whose pixels equal a
+    member's (a duplicate across the splits would be scored as both)."""
+    sets = []
+    for path, dataset, role, split in ((members, train, "members", "training"),
+                                       (non_members, test, "non-members", "held-out test")):
+        keys = _keys(dataset)
+        indices = []
+        for number, entry in _list_entries(path, f"{role} list"):
+            index = _lookup(entry, keys)
+            if index is None:
+                raise UserError(f"{path}:{number}: {entry!r} is not a {split} image of {dataset.name}; {role} must "
+                                f"be {split} images (ids like {dataset.ids[0]!r} or paths inside the dataset)")
+            indices.append(index)
+        if not indices:
+            raise UserError(f"the {role} list {path} names no image; list at least one")
+        sets.append(Subset(dataset, sorted(set(indices))))
+    check_disjoint(*sets)
+    return sets[0], sets[1]
+
+
+def pixel_key(image: torch.Tensor) -> bytes:
+    """An image's pixels as bytes (8-bit), to find exact copies."""
+    return (image * 255).round().to(torch.uint8).numpy().tobytes()
+
+
+def membership_sets(splits: Splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:
+    """Members (forget images from the training data) and non-members (held-out test images of the
+    same classes, never retain images, never a copy of a member's pixels), as many of each per
+    class, at most `per_class`. The non-members are also what "images like the forget images that
+    the model never saw" means to a controlled run on a forget list."""
+    train, test = splits.forget.dataset, splits.retain_test.dataset
+    generator = torch.Generator().manual_seed(seed)
+    copies = {pixel_key(train[i][0]) for i in splits.forget.indices}
+    members, non_members = [], []
+    for label in sorted({train.labels[i] for i in splits.forget.indices}):
+        inside = [i for i in splits.forget.indices if train.labels[i] == label]
+        outside = [i for i, other in enumerate(test.labels) if other == label and pixel_key(test[i][0]) not in copies]
+        count = min(len(inside), len(outside), per_class or len(inside))
+        members += [inside[j] for j in torch.randperm(len(inside), generator=generator)[:count].tolist()]
+        non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:count].tolist()]
+    return Subset(train, sorted(members)), Subset(test, sorted(non_members))
+
+
+def check_disjoint(members: Subset, non_members: Subset) -> None:
+    """Refuse a non-member that is a member: the same image, or an exact copy of its pixels."""
+    ids = {members.dataset.ids[i]: i for i in members.indices} if members.dataset is non_members.dataset else {}
+    copies = {pixel_key(members.dataset[i][0]): members.dataset.ids[i] for i in members.indices}
+    for i in non_members.indices:
+        image_id = non_members.dataset.ids[i]
+        twin = image_id if image_id in ids else copies.get(pixel_key(non_members.dataset[i][0]))
+        if twin is not None:
+            raise UserError(f"non-member {image_id!r} is the member {twin!r} (same image or same pixels); "
+                            "members and non-members must not overlap: remove it from one list")
 
 
 def stack_images(images: Dataset, limit: int | None = None) -> torch.Tensor:
@@ -168,6 +237,43 @@ def make_splits(dataset: str, image_size: int, channels: int, forget_classes: li
                    "forget_test": len(forget_test), "retain_test": len(retain_test)},
     }
     return Splits(forget, retain, forget_test, retain_test, forget_names, info)
+
+
+def exclude_from_retain(splits: Splits, ids: list[str]) -> Splits:
+    """`splits` without the images `ids` names in its retain set (images earlier deletions removed,
+    which a later request's retain set must not bring back); `splits` itself when none is there."""
+    dataset = splits.retain.dataset
+    drop = set(ids)
+    keep = [i for i in splits.retain.indices if dataset.ids[i] not in drop] if drop and hasattr(dataset, "ids") \
+        else splits.retain.indices
+    if len(keep) == len(splits.retain.indices):
+        return splits
+    if not keep:
+        raise UserError("every retain image was deleted by an earlier request of this model's chain; "
+                        "pass a --retain-source")
+    info = {**splits.info, "retain_excludes": sorted(drop & {dataset.ids[i] for i in splits.retain.indices}),
+            "counts": {**splits.info.get("counts", {}), "retain": len(keep)}}
+    return Splits(splits.forget, Subset(dataset, keep), splits.forget_test, splits.retain_test,
+                  splits.forget_classes, info)
+
+
+def emphasise_in_retain(splits: Splits, ids: list[str], share: float) -> Splits:
+    """`splits` whose retain set repeats the images `ids` names until they make about `share` of it:
+    the retain set as the model was trained on it, when training over-represented some images (e.g.
+    `memorise`'s listed images). Without it the retain term almost never sees them, and forgetting
+    look-alike images damages exactly these. `splits` itself when none of them is retained."""
+    dataset = splits.retain.dataset
+    wanted = set(ids)
+    chosen = [i for i in splits.retain.indices if dataset.ids[i] in wanted] if hasattr(dataset, "ids") else []
+    if not chosen or share <= 0:
+        return splits
+    others = len(splits.retain.indices) - len(chosen)
+    repeats = max(1, round(share * others / ((1 - share) * len(chosen))))
+    retain = Subset(dataset, list(splits.retain.indices) + chosen * (repeats - 1))
+    info = {**splits.info, "retain_emphasis": {"images": sorted(dataset.ids[i] for i in chosen), "repeats": repeats,
+                                               "share": round(share, 4)},
+            "counts": {**splits.info.get("counts", {}), "retain": len(retain)}}
+    return Splits(splits.forget, retain, splits.forget_test, splits.retain_test, splits.forget_classes, info)
 
 
 def hold_out_validation(splits: Splits, images: int, seed: int = 0) -> tuple[Splits, Dataset, Dataset]:

@@ -7,6 +7,13 @@ for diffusion models. Members are forget
 images from the training data, non-members held-out images of the same classes (never retain
 images, which would confound membership with class). ROC AUC 0.5 = the attacker cannot tell;
 the retrained model, which never saw the members, is the reference.
+
+The calibrated attack (the offline likelihood-ratio attack of Carlini et al., S&P 2022, in its
+simplest form) scores each image by how much better the model knows it than a reference model
+that never trained on it: the loss under the reference minus the loss under the model. An image
+that is merely easy (a plain shape every model completes well) no longer looks like a member,
+so memorised images stand out. Both attacks report ROC AUC and the true-positive rate at 1%
+false positives, the figure that matters when an attacker must be confident about a few people.
 """
 
 from __future__ import annotations
@@ -39,6 +46,55 @@ def membership_scores(model, images: Dataset, task: str = "center", seed: int = 
         hole = make_mask(task, truth.shape[0], model.image_size, model.mask_cell, generator).to(device)
         scores.append(model.membership_scores(truth, hole, generator, steps).cpu())
     return torch.cat(scores)
+
+
+def tpr_at_fpr(positive: torch.Tensor, negative: torch.Tensor, fpr: float = 0.01) -> float:
+    """Share of positives caught by the best threshold whose false-positive rate is at most `fpr`
+    (scores: higher means "positive"); with few negatives, at most `fpr` means none for 1%."""
+    from sklearn.metrics import roc_curve
+
+    labels = [1] * len(positive) + [0] * len(negative)
+    false_rate, true_rate, _ = roc_curve(labels, torch.cat([positive, negative]).double().numpy())
+    return float(true_rate[false_rate <= fpr].max())
+
+
+def attack_summary(positive: torch.Tensor, negative: torch.Tensor) -> dict:
+    """AUC and TPR at 1% FPR of one attack's scores on members (`positive`) and non-members."""
+    return {"auc": round(roc_auc(positive, negative), 4), "tpr_at_1pct_fpr": round(tpr_at_fpr(positive, negative), 4)}
+
+
+def membership_attacks(model, members: Dataset, non_members: Dataset, reference=None, task: str = "center",
+                       seed: int = 0, steps: int | None = None, reference_scores: tuple | None = None) -> dict:
+    """Both attacks on one model: the loss attack, and with a `reference` model (one that never saw
+    the members) the calibrated one. `reference_scores`: the reference's (members, non-members)
+    scores computed before, to score many models against one reference at the cost of one."""
+    member_scores = membership_scores(model, members, task, seed, steps=steps)
+    outside_scores = membership_scores(model, non_members, task, seed, steps=steps)
+    result = {"members": len(members), "non_members": len(non_members),
+              "loss": attack_summary(member_scores, outside_scores)}
+    if reference is not None or reference_scores is not None:
+        base_members, base_outside = reference_scores or reference_pair(reference, members, non_members, task, seed,
+                                                                         steps)
+        result["calibrated"] = attack_summary(member_scores - base_members, outside_scores - base_outside)
+    return result
+
+
+def describe_attacks(result: dict) -> str:
+    """One line per attack: AUC and TPR at 1% FPR, with the set sizes."""
+    lines = []
+    for name, label in (("loss", "loss attack"), ("calibrated", "calibrated attack")):
+        if name in result:
+            lines.append(f"membership, {label}: AUC {result[name]['auc']:.3f}, TPR at 1% FPR "
+                         f"{result[name]['tpr_at_1pct_fpr']:.3f} ({result['members']} members, "
+                         f"{result['non_members']} non-members; AUC 0.5 = cannot tell)")
+    return "\n".join(lines)
+
+
+def reference_pair(reference, members: Dataset, non_members: Dataset, task: str = "center", seed: int = 0,
+                   steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference model's scores of the members and of the non-members (the calibration)."""
+    return (membership_scores(reference, members, task, seed, steps=steps),
+            membership_scores(reference, non_members, task, seed, steps=steps))
 
 
 def membership_auc(model, members: Dataset, non_members: Dataset, task: str = "center", seed: int = 0,

@@ -1,0 +1,133 @@
+"""A person's deletion request, once or as a chain of requests: membership, completions, retain quality, cost.
+
+    python benchmarks/deletion.py --family mae
+    python benchmarks/deletion.py --family mae --requests 4
+    python benchmarks/deletion.py --family mae --lists DIR --memorised M --reference R --calibration C
+
+A model that memorised a private set (default: the bundled one of the family and its lists,
+assets/private-fashion-mnist) deletes the images of forget.txt with every default: in one request
+(--requests 1), or split into N requests in a row, each unlearning the previous output (a chain of
+certificates; images deleted earlier stay out of the later retain sets). After each request: the
+calibrated membership AUC of the images deleted so far (against the reference: the same fine-tune
+without all of them) and of the kept private images (against before), hole MSE of the deleted images
+against the reference's, retain test hole MSE and FID against before, and the request's seconds.
+Prints one Markdown row per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import Subset
+
+from i2i_unlearn import UnlearnConfig, load_model, make_splits, unlearn
+from i2i_unlearn.data import load_dataset, make_mask, read_forget_list, stack_images, subset_per_class
+from i2i_unlearn.demo_samples import PRIVATE_LISTS, SAMPLE_STEPS, private_models
+from i2i_unlearn.evaluate import Evaluator
+from i2i_unlearn.metrics import hole_mse
+from i2i_unlearn.metrics.membership import membership_attacks, reference_pair
+from i2i_unlearn.models import ASSETS, DEFAULT_BUNDLED
+
+
+@torch.no_grad()
+def hole_error(network, images: Subset, seed: int, steps: int | None) -> float:
+    """Mean centre-hole MSE of `network`'s completions of `images` (fixed masks and sampler noise)."""
+    network.eval()
+    truth = stack_images(images)
+    hole = make_mask("center", len(truth), network.image_size, network.mask_cell, torch.Generator().manual_seed(seed))
+    completed = network.complete(truth, hole, torch.Generator().manual_seed(seed), steps)
+    return float(hole_mse(completed, truth, hole).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="mae")
+    parser.add_argument("--lists", default=str(PRIVATE_LISTS), help="folder of forget.txt, kept.txt, non_members.txt")
+    parser.add_argument("--memorised", default=None, help="default: the family's bundled memorised model")
+    parser.add_argument("--reference", default=None, help="default: its bundled reference (never had forget.txt)")
+    parser.add_argument("--calibration", default=None, help="default: the family's bundled model")
+    parser.add_argument("--requests", type=int, default=1, help="split forget.txt into this many requests in a row")
+    parser.add_argument("--method", default="auto")
+    parser.add_argument("--eval-per-class", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write every figure to this file")
+    args = parser.parse_args()
+    memorised_path, reference_path = (args.memorised, args.reference) if args.memorised else private_models(args.family)
+    calibration_path = args.calibration or ASSETS / DEFAULT_BUNDLED[args.family]
+    lists = Path(args.lists)
+    model, reference, calibration = (load_model(p) for p in (memorised_path, reference_path, calibration_path))
+    steps = SAMPLE_STEPS.get(args.family)
+    train = load_dataset("fashion-mnist", "train", model.image_size, model.channels)
+    test = load_dataset("fashion-mnist", "test", model.image_size, model.channels)
+    forget_ids = read_forget_list(lists / "forget.txt", train)
+    kept = Subset(train, read_forget_list(lists / "kept.txt", train))
+    outside = Subset(test, read_forget_list(lists / "non_members.txt", test))
+    requests = [forget_ids[k::args.requests] for k in range(args.requests)]
+    config = UnlearnConfig(method=args.method, seed=args.seed)
+    work = Path(tempfile.mkdtemp(prefix="deletion-"))
+
+    def splits_for(indices: list[int], name: str):
+        listing = work / f"{name}.txt"
+        listing.write_text("\n".join(train.ids[i] for i in indices) + "\n")
+        return make_splits("fashion-mnist", model.image_size, model.channels, forget_list=str(listing), seed=args.seed)
+
+    everything = splits_for(forget_ids, "all")
+    sets = {"retain": subset_per_class(everything.retain_test, args.eval_per_class, args.seed),
+            "forget": everything.forget, "kept": kept}
+    evaluator = Evaluator(everything, sets, seed=args.seed, steps=steps, membership=False, progress=False)
+    calibrated = {"kept": reference_pair(calibration, kept, outside, seed=args.seed, steps=steps)}
+
+    def attack(network, members: Subset, name: str) -> float:
+        if name not in calibrated:
+            calibrated[name] = reference_pair(calibration, members, outside, seed=args.seed, steps=steps)
+        return membership_attacks(network, members, outside, seed=args.seed, steps=steps,
+                                  reference_scores=calibrated[name])["calibrated"]["auc"]
+
+    before = evaluator(model)[0]
+    bar = evaluator(reference)[0]
+    rows, source = [], str(memorised_path)
+    print(f"| request | images deleted | deleted AUC (reference) | kept AUC (before) | deleted MSE / reference's "
+          f"| retain MSE | retain FID | seconds |\n|---|---|---|---|---|---|---|---|")
+    print(f"| before | 0 | {attack(model, everything.forget, 'all'):.3f} ({attack(reference, everything.forget, 'all'):.3f}) "
+          f"| {attack(model, kept, 'kept'):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
+          f"1.00x | 1.00x | - |", flush=True)
+    deleted: list[int] = []
+    for number, request in enumerate(requests, 1):
+        deleted += request
+        started = time.perf_counter()
+        out = work / f"request-{number}"
+        model, record = unlearn(model, splits_for(request, f"request-{number}"), config, out=out, source=source)
+        seconds = time.perf_counter() - started
+        source = str(out)
+        so_far = Subset(train, sorted(deleted))
+        name = f"deleted-{number}"
+        metrics = evaluator(model)[0]
+        mine, theirs = hole_error(model, so_far, args.seed, steps), hole_error(reference, so_far, args.seed, steps)
+        row = {"request": number, "deleted": len(deleted), "deleted_auc": attack(model, so_far, name),
+               "reference_auc": attack(reference, so_far, name), "kept_auc": attack(model, kept, "kept"),
+               "deleted_error_ratio": mine / theirs,
+               "retain_mse": metrics["retain"]["hole_mse"] / before["retain"]["hole_mse"],
+               "retain_fid": metrics["retain"]["fid"] / before["retain"]["fid"], "seconds": seconds,
+               "outcome": record.get("control", {}).get("message")}
+        rows.append(row)
+        print(f"| {number} | {row['deleted']} | {row['deleted_auc']:.3f} ({row['reference_auc']:.3f}) | "
+              f"{row['kept_auc']:.3f} | {row['deleted_error_ratio']:.2f}x | {row['retain_mse']:.2f}x | "
+              f"{row['retain_fid']:.2f}x | {seconds:.0f} |", flush=True)
+    final = evaluator(model)[0]
+    print(f"after all: kept MSE {final['kept']['hole_mse'] / before['kept']['hole_mse']:.2f}x before; deleted MSE "
+          f"{final['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x the reference's; reference retain MSE "
+          f"{bar['retain']['hole_mse'] / before['retain']['hole_mse']:.2f}x, FID {bar['retain']['fid'] / before['retain']['fid']:.2f}x")
+    for row in rows:
+        print(f"request {row['request']}: {row['outcome']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "before": before, "reference": bar, "final": final,
+                                               "args": vars(args)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
