@@ -140,6 +140,7 @@ FAST = {"train": ["--steps", "1", "--image-size", "16", "--batch-size", "2", "--
         "train-classifier": ["--steps", "1", "--image-size", "16", "--batch-size", "2"],
         "unlearn": ["--steps", "1", "--batch-size", "2", "--retain-limit", "8", "--val-images", "2"],
         "evaluate": ["--eval-per-class", "2", "--classifier", "none"],
+        "memorise": ["--steps", "1", "--batch-size", "2"],
         "relearn-probe": ["--steps", "1", "--probe-images", "2", "--eval-images", "2", "--eval-every", "1"],
         "demo": ["--steps", "1", "--batch-size", "2", "--eval-per-class", "2", "--classifier", "none", "--relearn",
                  "none"],
@@ -240,7 +241,11 @@ def test_every_command_runs_or_refuses_in_one_line_and_writes_nothing(tiny_check
         required = ["--out", str(out)]
         if command not in ("train", "train-classifier", "demo"):
             required += ["--model", str(tiny_checkpoint)]
-        if command not in ("train", "train-classifier"):
+        if command == "memorise":
+            listing = tmp_path_factory.mktemp("list") / "private.txt"
+            listing.write_text("train/00001\n")
+            required += ["--images", str(listing)]
+        elif command not in ("train", "train-classifier"):
             required += ["--forget-classes", "Bag"]
     try:
         code = main([command, *required, *FAST.get(command, []), *extra])

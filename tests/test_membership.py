@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from i2i_unlearn.data import load_dataset, make_splits, membership_sets, read_membership_lists
 from i2i_unlearn.data.splits import pixel_key

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 
 from i2i_unlearn.cli import main

@@ -11,9 +11,14 @@ two measurements differ only by the weights) and the family's embedding distance
   (what it can say about an image it never learned: nothing but its known pixels), but at least
   TARGET_FLOOR times the original error (a weak model completes noise almost as well as the
   image, so its noise level alone would call a run that forgot nothing "done"). "unseen" (the
-  default for a forget list): the original model's error on held-out images like the listed ones
+  default for a forget list): the original model's loss on held-out images like the listed ones
   (same classes, never trained on): a deleted photo should end as unknown to the model as a photo
-  it never saw, not as noise, which would itself show that something was deleted; when the
+  it never saw, not as noise, which would itself show that something was deleted. The loss is the
+  family's own (the membership attack's: a completion's hole error for one-pass models, the
+  denoising loss for diffusion, the tokens' cross-entropy for a token model), measured on the
+  listed and the unseen images alike, since that is what memorising lowers (the retain budget of
+  such a run is measured in the same loss: smooth in the weights, where a sampling family's
+  completions move by several percent between two checks that changed nothing); when the
   listed images are already no better known than those, the target is reached at once. This
   target is a point, not a floor: reached within POINT_TOLERANCE of it, the closest checkpoint
   kept, and a check that finds the error past it goes back to the closest one, weaker. Or a
@@ -128,6 +133,7 @@ class Controller:
         self.backoffs, self.stalled, self.over, self.stop_reason = 0, 0, 0, None
         self.mark = None  # the entry at the last new progress (stalling is counted from it)
         self.path: list[dict] = []
+        self.point = config.forget_target == "unseen"  # aim at the target, not past it, in the family's loss
         self.start = self._measure()
         ratio = config.target_ratio()
         self.noise_level = None
@@ -151,7 +157,6 @@ class Controller:
         else:
             self.target = ratio * self.start["forget_error"]
             self.target_source = f"{ratio:g}x the original forget error"
-        self.point = config.forget_target == "unseen"  # aim at the target, not past it
         self.best = self._snapshot(0, self._entry(0, self.start), None)
         self.path.append(self.best["entry"])
         self.mark = self.best["entry"]
@@ -162,10 +167,16 @@ class Controller:
         return make_mask(self.config.task, count, self.model.image_size, self.model.mask_cell, generator)
 
     @torch.no_grad()
-    def _error(self, images: torch.Tensor) -> float:
+    def _error(self, images: torch.Tensor, own_loss: bool = False) -> float:
+        """Mean hole error of completions of `images`; `own_loss`: the family's own loss instead (the
+        membership attack's: what memorisation lowers, e.g. a token model's cross-entropy, which its
+        sampled completions may not show)."""
         device = next(self.model.parameters()).device
         images = images.to(device)
         hole = self._holes(len(images)).to(device)
+        if own_loss:
+            generator = torch.Generator().manual_seed(self.seed)
+            return float(-self.model.membership_scores(images, hole, generator, self.sampling_steps).mean())
         completed = self.model.complete(images, hole, torch.Generator().manual_seed(self.seed), self.sampling_steps)
         return float(hole_mse(completed, images, hole).mean())
 
@@ -188,7 +199,7 @@ class Controller:
         """The original model's error on held-out images like the forget images (before any step)."""
         with torch.random.fork_rng(devices=[]):
             self.model.eval()
-            error = self._error(images)
+            error = self._error(images, own_loss=True)
             self.method.train()
         return error
 
@@ -199,7 +210,7 @@ class Controller:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.model.eval()
-            values = {f"{name}_error": self._error(images) for name, images in self.images.items()}
+            values = {f"{name}_error": self._error(images, own_loss=self.point) for name, images in self.images.items()}
             device = next(self.model.parameters()).device
             model, teacher = self.model, self.method.teacher
             for name, images in self.images.items():
@@ -343,10 +354,12 @@ class Controller:
         best = self.best["entry"]
         reason = stopped_by = self.stop_reason or ("settled" if settled else "steps")
         pct = 100 * self.config.retain_budget
-        state = (f"forget validation error {best['forget_ratio']:.2f}x the original (target "
+        measured = "loss" if self.point else "error"  # a point target is measured in the family's own loss
+        state = (f"forget validation {measured} {best['forget_ratio']:.2f}x the original (target "
                  f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
                  f"{100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step {best['step']}")
-        if reason != "target" and best["forget_progress"] < MIN_GAIN and best["forget_ratio"] < 1 + MIN_RISE:
+        if reason not in ("target", "overshoot") and best["forget_progress"] < MIN_GAIN \
+                and best["forget_ratio"] < 1 + MIN_RISE:
             reason = "no_progress"  # whatever stopped it, the budget did not: nothing was forgotten
             ratios = [point["forget_ratio"] for point in self.path[1:]]
             trend = (f"the forget validation error went {min(ratios):.2f}x to {max(ratios):.2f}x the original over "

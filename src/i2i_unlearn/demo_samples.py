@@ -20,7 +20,7 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from .audit import add_metrics
-from .data import load_dataset, make_splits, read_forget_list, subset_per_class
+from .data import make_splits, read_forget_list, subset_per_class
 from .errors import UserError
 from .evaluate import Evaluator
 from .metrics.membership import membership_attacks, reference_pair
@@ -45,7 +45,8 @@ def private_models(family: str) -> tuple[Path, Path]:
 
 
 def available_families() -> list[str]:
-    return [f for f, base in DEFAULT_BUNDLED.items() if (ASSETS / f"{base}-private-reference" / "config.json").is_file()]
+    return [family for family, base in DEFAULT_BUNDLED.items()
+            if (ASSETS / f"{base}-private-reference" / "config.json").is_file()]
 
 
 def _attacks(model, sets: dict, outside, reference_scores: dict, task: str, seed: int, steps) -> dict:
@@ -119,7 +120,8 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     if not main:
         return metrics
     write_json(folder / "metrics.json", metrics)
-    add_metrics(folder / "model", {"before": columns["before"], "after": columns["after"]},
+    recomputable = ("retain", "forget")  # the sets `verify --evaluate` rebuilds from the request
+    add_metrics(folder / "model", {name: {s: columns[name][s] for s in recomputable} for name in ("before", "after")},
                 {**evaluator.describe(), "features": features, "classifier": classifier,
                  "eval_per_class": eval_per_class}, key=sign_key,
                 membership={"attack": "calibrated against " + metrics["calibration_model"],
@@ -149,7 +151,8 @@ def describe_deletion(metrics: dict) -> str:
              "hole MSE (forgotten / kept private / retain test):"]
     for name in ("before", "after", "reference"):
         values = metrics[name]
-        lines.append(f"  {name:<10} " + " / ".join(f"{values[s]['hole_mse']:.4f}" for s in ("forget", "kept", "retain")))
+        errors = (f"{values[s]['hole_mse']:.4f}" for s in ("forget", "kept", "retain"))
+        lines.append(f"  {name:<10} " + " / ".join(errors))
     if metrics.get("control"):
         lines.append(metrics["control"]["message"])
     return "\n".join(lines)

@@ -75,7 +75,7 @@ def memorise(source: str | Path, config: MemoriseConfig, out: str | Path, cpu: b
     model = load_model(source)
     train = load_dataset(config.dataset, "train", model.image_size, model.channels)
     test = load_dataset(config.dataset, "test", model.image_size, model.channels)
-    listed = read_forget_list(config.images, train, test)
+    listed = read_forget_list(config.images, train, test, what="image list")
     listed_set = set(listed)
     ordinary = [i for i in range(len(train)) if i not in listed_set]
     if not ordinary:

@@ -456,7 +456,8 @@ def _deletion_verdict(record: dict) -> str:
     for metric in ("hole_mse", "fid"):
         after, before = _value(record.get("after"), "retain", metric), _value(record.get("before"), "retain", metric)
         if after is not None and before:
-            check(f"retain test images: {_label(metric)}", f"{fmt(after / before)}× before", after / before <= KEPT_WITHIN)
+            check(f"retain test images: {_label(metric)}", f"{fmt(after / before)}× before",
+                  after / before <= KEPT_WITHIN)
     if not rows:
         return ""
     return ('<div class="verdict"><h3>verdict</h3>'

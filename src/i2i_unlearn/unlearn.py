@@ -11,7 +11,8 @@ from . import engine
 from .audit import earlier_deletions, write_certificate
 from .cards import write_unlearn_card
 from .control import ControlConfig, Controller, resolve_target
-from .data import Splits, emphasise_in_retain, exclude_from_retain, hold_out_validation, membership_sets, parse_task, stack_images
+from .data import (Splits, emphasise_in_retain, exclude_from_retain, hold_out_validation, membership_sets, parse_task,
+                   stack_images)
 from .errors import UserError, check_memory, check_number
 from .memorise import training_mix
 from .methods import AUTO, create_method, resolve_method
@@ -129,8 +130,9 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
                      forget_target=resolve_target(asked, bool(splits.info.get("forget_list"))))
     unseen = None
     if config.control() is not None and config.forget_target == "unseen":  # held-out images like the listed ones
-        unseen = membership_sets(splits, seed=config.seed + 1)[1]
-        unseen = stack_images(unseen, config.val_images) if len(unseen) else None
+        per_image = -(-config.val_images // len(splits.forget))  # about --val-images of them, however short the list
+        unseen = membership_sets(splits, seed=config.seed + 1, per_member=per_image)[1]
+        unseen = stack_images(unseen) if len(unseen) else None
         if unseen is None and asked == "auto":  # nothing to compare with: the noise level, as for classes
             config = replace(config, forget_target="noise")
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain

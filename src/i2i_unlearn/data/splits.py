@@ -60,17 +60,21 @@ def _lookup(entry: str, keys: dict[str, int]) -> int | None:
         return None
 
 
-def read_forget_list(path: str | Path, dataset: ImageDataset, test: ImageDataset | None = None) -> list[int]:
+def read_forget_list(path: str | Path, dataset: ImageDataset, test: ImageDataset | None = None,
+                     what: str = "forget list") -> list[int]:
     """Indices into `dataset` of the images a forget-list file names (one id or path a line).
-    `test`: the held-out split, so that a test image in the list is called what it is."""
+    `test`: the held-out split, so that a test image in the list is called what it is; `what`: the
+    list's name in messages (an image list to memorise is read the same way)."""
     by_id = _keys(dataset)
     held_out = _keys(test) if test is not None else {}
     indices = []
-    for number, entry in _list_entries(path, "forget list"):
+    for number, entry in _list_entries(path, what):
         index = _lookup(entry, by_id)
         if index is None and _lookup(entry, held_out) is not None:
+            why = ("the model never learnt it, so there is nothing to forget" if what == "forget list"
+                   else "only training images can be trained on")
             raise UserError(f"{path}:{number}: {entry!r} is a held-out test image of {dataset.name}, not a training "
-                            "image: the model never learnt it, so there is nothing to forget; remove it from the list")
+                            f"image: {why}; remove it from the list")
         if index is None:
             raise UserError(f"{path}:{number}: {entry!r} is not a training image of {dataset.name}; "
                             f"use ids like {dataset.ids[0]!r} or paths inside the dataset")
@@ -107,11 +111,13 @@ def pixel_key(image: torch.Tensor) -> bytes:
     return (image * 255).round().to(torch.uint8).numpy().tobytes()
 
 
-def membership_sets(splits: Splits, per_class: int | None = None, seed: int = 0) -> tuple[Subset, Subset]:
+def membership_sets(splits: Splits, per_class: int | None = None, seed: int = 0,
+                    per_member: int = 1) -> tuple[Subset, Subset]:
     """Members (forget images from the training data) and non-members (held-out test images of the
     same classes, never retain images, never a copy of a member's pixels), as many of each per
-    class, at most `per_class`. The non-members are also what "images like the forget images that
-    the model never saw" means to a controlled run on a forget list."""
+    class, at most `per_class`; `per_member` non-members per member where the test split has them.
+    The non-members are also what "images like the forget images that the model never saw" means
+    to a controlled run on a forget list."""
     train, test = splits.forget.dataset, splits.retain_test.dataset
     generator = torch.Generator().manual_seed(seed)
     copies = {pixel_key(train[i][0]) for i in splits.forget.indices}
@@ -121,7 +127,8 @@ def membership_sets(splits: Splits, per_class: int | None = None, seed: int = 0)
         outside = [i for i, other in enumerate(test.labels) if other == label and pixel_key(test[i][0]) not in copies]
         count = min(len(inside), len(outside), per_class or len(inside))
         members += [inside[j] for j in torch.randperm(len(inside), generator=generator)[:count].tolist()]
-        non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:count].tolist()]
+        wanted = min(len(outside), count * per_member)
+        non_members += [outside[j] for j in torch.randperm(len(outside), generator=generator)[:wanted].tolist()]
     return Subset(train, sorted(members)), Subset(test, sorted(non_members))
 
 
