@@ -20,9 +20,9 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from .audit import add_metrics
-from .data import make_splits, read_forget_list, subset_per_class
+from .data import make_splits, read_forget_list
 from .errors import UserError
-from .evaluate import Evaluator
+from .evaluate import Evaluator, eval_sets
 from .metrics.membership import membership_attacks, reference_pair
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .records import invocation_field, main_process, now, prepare_out_dir, versions, write_json
@@ -75,8 +75,7 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     kept = Subset(train, read_forget_list(PRIVATE_LISTS / "kept.txt", train))
     outside = Subset(test, read_forget_list(PRIVATE_LISTS / "non_members.txt", test))
     private = {"forgotten": splits.forget, "kept": kept}
-    sets = {"retain": subset_per_class(splits.retain_test, eval_per_class, config.seed), "forget": splits.forget,
-            "kept": kept}
+    sets = {**eval_sets(splits, eval_per_class, config.seed), "kept": kept}  # as `verify --evaluate` rebuilds them
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, membership=False)
     folder = prepare_out_dir(out)
     main = main_process()

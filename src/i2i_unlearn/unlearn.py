@@ -96,6 +96,15 @@ class UnlearnConfig:
                             "set at least one above 0")
 
 
+@torch.no_grad()
+def _to_saved_precision(model: I2IModel, dtype: torch.dtype) -> None:
+    """Round the weights to the precision they are saved in, so that metrics measured on the model in
+    memory (a demo's, recorded in the certificate) are those of the checkpoint on disk."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != dtype:
+            tensor.copy_(tensor.to(dtype))
+
+
 def retain_as_trained(splits: Splits, source: Path) -> Splits:
     """The retain set of a request to `source`: without what earlier deletions of its chain removed,
     and with the images a `memorise` run over-represented (still kept) at the share it trained them."""
@@ -189,6 +198,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     engine.end_tracking(accelerator)
     payload = record.finish(data=training.info, trained_parameters=sum(p.numel() for p in parameters),
                             processes=accelerator.num_processes, history=history, **extra)
+    if folder is not None:  # on every process: the model returned (and evaluated) is the model saved
+        _to_saved_precision(model, save_dtype(dtype_name))
     if folder is not None and accelerator.is_main_process:
         model.check_finite()
         original = checkpoint_folder(source).resolve() if source else None
