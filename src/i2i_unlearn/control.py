@@ -300,17 +300,7 @@ class Controller:
                 self.stop_reason = "target"
                 return True
             if self._past(entry):  # jumped past the unseen level: back to the closest checkpoint, weaker
-                self.backoffs += 1
-                entry["went_back_to_step"] = self.best["step"]
-                if self.backoffs >= MAX_BACKOFFS:
-                    self.stop_reason = "overshoot"
-                    return True
-                self._restore(optimizer)
-                self.alpha *= SHRINK
-                self.stalled, self.over, self.mark = 0, 0, self.best["entry"]
-                entry["action"] = "back and weaker"
-                self.method.forget_alpha = self.alpha
-                return False
+                return self._go_back(entry, optimizer, "overshoot")
             if self._progressed(entry):
                 self.stalled, self.mark = 0, entry
             else:
@@ -327,15 +317,21 @@ class Controller:
                 entry["action"] = "weaker"
             self.over += 1
         else:  # over budget and not recovering: back to the best checkpoint within budget
-            self.backoffs += 1
-            entry["went_back_to_step"] = self.best["step"]
-            if self.backoffs >= MAX_BACKOFFS:
-                self.stop_reason = "budget"
-                return True
-            self._restore(optimizer)
-            self.alpha *= SHRINK
-            self.stalled, self.over, self.mark = 0, 0, self.best["entry"]
-            entry["action"] = "back and weaker"
+            return self._go_back(entry, optimizer, "budget")
+        self.method.forget_alpha = self.alpha
+        return False
+
+    def _go_back(self, entry: dict, optimizer, reason: str) -> bool:
+        """Back to the best checkpoint, weaker; after MAX_BACKOFFS returns, stop (for `reason`)."""
+        self.backoffs += 1
+        entry["went_back_to_step"] = self.best["step"]
+        if self.backoffs >= MAX_BACKOFFS:
+            self.stop_reason = reason
+            return True
+        self._restore(optimizer)
+        self.alpha *= SHRINK
+        self.stalled, self.over, self.mark = 0, 0, self.best["entry"]
+        entry["action"] = "back and weaker"
         self.method.forget_alpha = self.alpha
         return False
 
