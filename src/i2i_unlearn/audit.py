@@ -281,29 +281,26 @@ def check_seal(certificate: dict, where: str, public_key=None, key_file: Path | 
     return problems
 
 
-def chain_folders(source: str | Path | None) -> list[Path]:
-    """`source` and the checkpoints its certificates were unlearned from, newest first, to the first
-    original (a folder without a certificate)."""
-    folders: list[Path] = []
+def chain(source: str | Path | None) -> list[tuple[Path, dict | None]]:
+    """`source` and the checkpoints its certificates were unlearned from, newest first, each with its
+    certificate, to the first original (a folder without a certificate, paired with None)."""
+    links: list[tuple[Path, dict | None]] = []
     folder = Path(source).resolve() if source is not None else None
-    while folder is not None and folder not in folders and folder.is_dir():
-        folders.append(folder)
-        if not (folder / CERTIFICATE).is_file():
-            break
-        original = _load(folder / CERTIFICATE).get("original_checkpoint") or {}
+    while folder is not None and folder not in (seen for seen, _ in links) and folder.is_dir():
+        certificate = _load(folder / CERTIFICATE) if (folder / CERTIFICATE).is_file() else None
+        links.append((folder, certificate))
+        original = (certificate or {}).get("original_checkpoint") or {}
         folder = Path(original["path"]) if original.get("path") else None
-    return folders
+    return links
 
 
-def earlier_deletions(source: str | Path | None, dataset: str) -> list[str]:
-    """Ids of every image of `dataset` that the certificates of `source`'s chain deleted (none for a
+def earlier_deletions(links: list[tuple[Path, dict | None]], dataset: str) -> list[str]:
+    """Ids of every image of `dataset` that the certificates of a `chain` deleted (none for a
     checkpoint that was never unlearned): a later request must not retain them again."""
     ids: set[str] = set()
-    for folder in chain_folders(source):
-        if (folder / CERTIFICATE).is_file():
-            certificate = _load(folder / CERTIFICATE)
-            if certificate["data"]["request"].get("dataset") == _absolute(dataset):
-                ids.update(entry["id"] for entry in certificate["data"]["forget"].get("images", []) if "id" in entry)
+    for _, certificate in links:
+        if certificate is not None and certificate["data"]["request"].get("dataset") == _absolute(dataset):
+            ids.update(entry["id"] for entry in certificate["data"]["forget"].get("images", []) if "id" in entry)
     return sorted(ids)
 
 

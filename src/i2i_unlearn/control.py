@@ -257,9 +257,9 @@ class Controller:
                 optimizer.load_state_dict(copy.deepcopy(self.best["optimizer"]))
 
     def _reached(self, entry: dict) -> bool:
-        if self.point:
-            return abs(entry["forget_error"] / self.target - 1) <= POINT_TOLERANCE or entry["forget_progress"] >= 1 \
-                and self.start["forget_error"] >= self.target
+        if self.point:  # near the point, or it lay behind the start (nothing memorised to remove)
+            return (abs(entry["forget_error"] / self.target - 1) <= POINT_TOLERANCE
+                    or self.start["forget_error"] >= self.target)
         return entry["forget_progress"] >= 1
 
     def _past(self, entry: dict) -> bool:

@@ -42,9 +42,9 @@ class MemoriseConfig:
     seed: int = 0
 
     def check(self) -> None:
-        for flag, value in (("steps", self.steps), ("batch-size", self.batch_size)):
-            if value < 2 if flag == "batch-size" else value < 1:
-                raise UserError(f"--{flag} must be at least {2 if flag == 'batch-size' else 1}, not {value}")
+        for flag, value, lowest in (("steps", self.steps, 1), ("batch-size", self.batch_size, 2)):
+            if value < lowest:  # a batch holds a listed and an ordinary image at least
+                raise UserError(f"--{flag} must be at least {lowest}, not {value}")
         if self.warmup_steps < 0:
             raise UserError("--warmup-steps must not be negative")
         check_number("rate", self.rate, 0, inclusive=False)
@@ -134,15 +134,16 @@ def choose_private(dataset: str, size: int = 64, seed: int = 0, image_size: int 
     return [train.ids[i] for i in sorted(private)], [test.ids[i] for i in sorted(outside)]
 
 
-def training_mix(source: str | Path | None, dataset: str, removed: set[str]) -> tuple[list[str], float] | None:
-    """(listed images still to keep, their share of a batch) of the `memorise` run in `source`'s
-    chain of deletions, so that an unlearning run's retain set follows the mix the model was trained
-    on; `removed`: ids deleted by this request and earlier ones. None when no such run is found."""
+def training_mix(links: list[tuple[Path, dict | None]], dataset: str,
+                 removed: set[str]) -> tuple[list[str], float] | None:
+    """(listed images still to keep, their share of a batch) of the `memorise` run in a chain of
+    deletions (`audit.chain`), so that an unlearning run's retain set follows the mix the model was
+    trained on; `removed`: ids deleted by this request and earlier ones. None when there is no such run."""
     import json
 
-    from .audit import _absolute, chain_folders
+    from .audit import _absolute
 
-    for folder in chain_folders(source):
+    for folder, _ in links:
         record_file = folder / "memorise_record.json"
         if record_file.is_file():
             record = json.loads(record_file.read_text())

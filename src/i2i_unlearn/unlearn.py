@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from . import engine
-from .audit import earlier_deletions, write_certificate
+from .audit import chain, earlier_deletions, write_certificate
 from .cards import write_unlearn_card
 from .control import ControlConfig, Controller, resolve_target
 from .data import (Splits, emphasise_in_retain, exclude_from_retain, hold_out_validation, membership_sets, parse_task,
@@ -108,12 +108,12 @@ def _to_saved_precision(model: I2IModel, dtype: torch.dtype) -> None:
 def retain_as_trained(splits: Splits, source: Path) -> Splits:
     """The retain set of a request to `source`: without what earlier deletions of its chain removed,
     and with the images a `memorise` run over-represented (still kept) at the share it trained them."""
-    dataset = splits.info["dataset"]
-    earlier = earlier_deletions(source, dataset)
+    dataset, links = splits.info["dataset"], chain(source)
+    earlier = earlier_deletions(links, dataset)
     splits = exclude_from_retain(splits, earlier)
     forget = splits.forget.dataset
     removed = set(earlier) | {forget.ids[i] for i in splits.forget.indices} if hasattr(forget, "ids") else set(earlier)
-    mix = training_mix(source, dataset, removed)
+    mix = training_mix(links, dataset, removed)
     return emphasise_in_retain(splits, *mix) if mix else splits
 
 

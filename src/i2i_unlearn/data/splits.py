@@ -134,7 +134,7 @@ def membership_sets(splits: Splits, per_class: int | None = None, seed: int = 0,
 
 def check_disjoint(members: Subset, non_members: Subset) -> None:
     """Refuse a non-member that is a member: the same image, or an exact copy of its pixels."""
-    ids = {members.dataset.ids[i]: i for i in members.indices} if members.dataset is non_members.dataset else {}
+    ids = {members.dataset.ids[i] for i in members.indices} if members.dataset is non_members.dataset else set()
     copies = {pixel_key(members.dataset[i][0]): members.dataset.ids[i] for i in members.indices}
     for i in non_members.indices:
         image_id = non_members.dataset.ids[i]
