@@ -35,11 +35,19 @@ def family(request):
     return request.param
 
 
-@pytest.fixture
-def family_model(family):
-    """A tiny freshly initialised model of each family (16x16 grey)."""
+# Every task each family declares: filling holes, and each degradation it can learn to invert.
+FAMILY_TASKS = [(name, None) for name in sorted(FAMILIES)] + [
+    (name, kind) for name in sorted(FAMILIES) for kind in FAMILIES[name].degradations]
+
+
+@pytest.fixture(params=FAMILY_TASKS, ids=lambda pair: "-".join(p for p in pair if p))
+def family_model(request):
+    """A tiny freshly initialised model of each family for each of its tasks (16x16, grey; colour for
+    colourisation)."""
+    family, degradation = request.param
     torch.manual_seed(0)
-    return create_model(family, image_size=16, channels=1, **FAMILIES[family].tiny_settings())
+    settings = {**FAMILIES[family].tiny_settings(), **({"degradation": degradation} if degradation else {})}
+    return create_model(family, image_size=16, channels=3 if degradation == "colourise" else 1, **settings)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def _unlearn(checkpoint, out, *extra):
     (["--forget-classes", "Hat"], "unknown class 'Hat'"),
     (["--forget-classes", "Bag", "--retain-classes", "Bag"], "overlap"),
     (["--forget-classes", "Bag", "--retain-source", "fashion-mnist"], "overlap"),
-    (["--forget-classes", "Bag", "--mask", "diamond"], "unknown mask"),
+    (["--forget-classes", "Bag", "--mask", "diamond"], "unknown task"),
     (["--forget-classes", "Bag", "--dataset", "mnist"], "unknown dataset"),
 ])
 def test_bad_requests(tiny_checkpoint, tmp_path, capsys, extra, message):

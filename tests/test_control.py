@@ -238,7 +238,7 @@ def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_m
 
 def test_every_family_gets_the_control(family_model):
     config = UnlearnConfig(steps=4, batch_size=4, lr=1e-3, warmup_steps=1, check_every=2, val_images=4)
-    _, record = unlearn(family_model, _synthetic_splits(), config)
+    _, record = unlearn(family_model, _synthetic_splits(family_model.channels), config)
     assert [p["step"] for p in record["control"]["path"]][:2] == [0, 2]
     assert record["control"]["original"]["retain_embedding_distance"] == 0  # the student starts as the teacher
 

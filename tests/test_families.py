@@ -19,8 +19,8 @@ from test_methods import _synthetic_splits
 ENCODER_ONLY = sorted(name for name, cls in METHODS.items() if cls.scope == "encoder")
 
 
-def _images(n=4, seed=0):
-    return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+def _images(model, n=4, seed=0):
+    return torch.rand(n, model.channels, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
 def _nudge(model):
@@ -31,8 +31,8 @@ def _nudge(model):
 
 
 def test_complete_keeps_known_pixels_and_fills_the_hole(family_model):
-    images = _images(3)
-    hole = make_mask("center", 3, 16, family_model.mask_cell)
+    images = _images(family_model, 3)
+    hole = make_mask(family_model.default_task, 3, 16, family_model.mask_cell)
     out = family_model.complete(images, hole, torch.Generator().manual_seed(0), steps=3)
     known = ~hole.expand_as(out)
     assert out.shape == images.shape
@@ -42,8 +42,8 @@ def test_complete_keeps_known_pixels_and_fills_the_hole(family_model):
 
 
 def test_complete_is_reproducible_for_a_seed(family_model):
-    images = _images(3)
-    hole = make_mask("center", 3, 16, family_model.mask_cell)
+    images = _images(family_model, 3)
+    hole = make_mask(family_model.default_task, 3, 16, family_model.mask_cell)
     first = family_model.complete(images, hole, torch.Generator().manual_seed(7), steps=3)
     again = family_model.complete(images, hole, torch.Generator().manual_seed(7), steps=3)
     assert torch.equal(first, again)
@@ -57,7 +57,7 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path, family_model):
     assert type(loaded) is type(family_model)
     before, after = family_model.state_dict(), loaded.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    images, hole = _images(2), make_mask("center", 2, 16, family_model.mask_cell)
+    images, hole = _images(family_model, 2), make_mask(family_model.default_task, 2, 16, family_model.mask_cell)
     assert torch.equal(loaded.complete(images, hole, torch.Generator().manual_seed(1), steps=2),
                        family_model.complete(images, hole, torch.Generator().manual_seed(1), steps=2))
 
@@ -90,7 +90,7 @@ def test_encoder_and_decoder_are_disjoint_parts_of_the_model(family_model):
 
 
 def test_embedding_is_a_list_of_tensors_under_a_shared_draw(family_model):
-    images = _images(3)
+    images = _images(family_model, 3)
     draw = family_model.draw(images)
     first = family_model.embed(images, draw)
     assert isinstance(first, list) and first and all(torch.is_tensor(t) and t.dim() >= 2 for t in first)
@@ -102,7 +102,7 @@ def test_embedding_is_a_list_of_tensors_under_a_shared_draw(family_model):
 def test_retain_term_is_exactly_zero_at_step_zero(family_model, name):
     method = create_method(name, family_model)
     torch.manual_seed(3)
-    loss, logs = method({"forget": _images(seed=1), "retain": _images(seed=2)})
+    loss, logs = method({"forget": _images(family_model, seed=1), "retain": _images(family_model, seed=2)})
     assert logs["retain_term"].item() == 0.0
     assert logs["forget_term"].item() > 0
 
@@ -111,7 +111,7 @@ def test_retain_term_is_exactly_zero_at_step_zero(family_model, name):
 def test_each_term_sees_only_its_own_samples(family_model, name):
     method = create_method(name, family_model)
     _nudge(family_model)
-    forget, retain = _images(seed=1), _images(seed=2)
+    forget, retain = _images(family_model, seed=1), _images(family_model, seed=2)
     if not family_model.pixel_gradients:
         pytest.skip("a tokenizer quantizes the pixels: no gradient reaches them (see the test below)")
     forget.requires_grad_(True)
@@ -134,7 +134,7 @@ def test_forget_term_depends_on_the_forget_images_and_retain_only_through_a_targ
     _nudge(family_model)
 
     def forget_term(forget_seed, retain_seed):
-        forget, retain = _images(seed=forget_seed), _images(seed=retain_seed)
+        forget, retain = _images(family_model, seed=forget_seed), _images(family_model, seed=retain_seed)
         torch.manual_seed(0)
         draw = family_model.draw(forget, generator=torch.Generator().manual_seed(0))
         return method.forget_term(forget, draw, retain).item()
@@ -153,7 +153,7 @@ def test_gradients_reach_exactly_what_the_method_trains(family_model, name):
     trainable = {id(p) for p in method.trainable_parameters()}
     assert trainable == expected
     _nudge(family_model)
-    loss, _ = method({"forget": _images(seed=1), "retain": _images(seed=2)})
+    loss, _ = method({"forget": _images(family_model, seed=1), "retain": _images(family_model, seed=2)})
     loss.backward()
     for parameter_name, parameter in family_model.named_parameters():
         if id(parameter) in trainable:
@@ -168,14 +168,14 @@ def test_the_decoder_does_not_run_in_an_encoder_only_step(family_model, name):
     method = create_method(name, family_model)
     calls = []
     hooks = [module.register_forward_hook(lambda *_: calls.append(1)) for module in family_model.decoder.modules()]
-    loss, _ = method({"forget": _images(seed=1), "retain": _images(seed=2)})
+    loss, _ = method({"forget": _images(family_model, seed=1), "retain": _images(family_model, seed=2)})
     loss.backward()
     for hook in hooks:
         hook.remove()
     assert not calls
     # the hooks do count: a completion runs the decoder
     hooks = [module.register_forward_hook(lambda *_: calls.append(1)) for module in family_model.decoder.modules()]
-    family_model.complete(_images(1), make_mask("center", 1, 16, family_model.mask_cell), steps=1)
+    family_model.complete(_images(family_model, 1), make_mask(family_model.default_task, 1, 16, family_model.mask_cell), steps=1)
     for hook in hooks:
         hook.remove()
     assert calls
@@ -186,7 +186,7 @@ def test_encoder_only_unlearning_leaves_the_decoder_bit_identical(family_model, 
     before = {k: v.clone() for k, v in family_model.state_dict().items()}
     encoder_ids = {id(p) for p in family_model.encoder.parameters()}
     config = UnlearnConfig(method=name, steps=6, batch_size=4, lr=1e-3, warmup_steps=1, retain_budget=None)
-    model, record = unlearn(family_model, _synthetic_splits(), config, out=tmp_path / "out")
+    model, record = unlearn(family_model, _synthetic_splits(family_model.channels), config, out=tmp_path / "out")
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed
@@ -203,7 +203,7 @@ def test_one_seed_gives_bit_identical_checkpoints(family_model, tmp_path):
 
     config = UnlearnConfig(steps=4, batch_size=4, lr=1e-3, warmup_steps=1, seed=5)
     for run in ("a", "b"):
-        unlearn(copy.deepcopy(family_model), _synthetic_splits(), config, out=tmp_path / run)
+        unlearn(copy.deepcopy(family_model), _synthetic_splits(family_model.channels), config, out=tmp_path / run)
     weights = sorted(path.relative_to(tmp_path / "a") for path in (tmp_path / "a").rglob("*.safetensors"))
     assert weights
     for name in weights:
@@ -211,7 +211,7 @@ def test_one_seed_gives_bit_identical_checkpoints(family_model, tmp_path):
 
 
 def test_membership_scores_are_deterministic_for_a_seed(family_model):
-    images, hole = _images(4), make_mask("center", 4, 16, family_model.mask_cell)
+    images, hole = _images(family_model, 4), make_mask(family_model.default_task, 4, 16, family_model.mask_cell)
     first = family_model.membership_scores(images, hole, torch.Generator().manual_seed(0), steps=2)
     again = family_model.membership_scores(images, hole, torch.Generator().manual_seed(0), steps=2)
     assert first.shape == (4,) and torch.equal(first, again)
@@ -230,10 +230,10 @@ def test_two_evaluations_of_one_model_give_identical_numbers(family_model):
     from i2i_unlearn.metrics import get_extractor
 
     labels = torch.zeros(6, dtype=torch.long)
-    sets = {"retain": TensorDataset(_images(6, 1), labels), "forget": TensorDataset(_images(6, 2), labels)}
+    sets = {"retain": TensorDataset(_images(family_model, 6, 1), labels), "forget": TensorDataset(_images(family_model, 6, 2), labels)}
     extractor = get_extractor("efficientnet-lite0")
-    first, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
-    again, _ = evaluate(family_model, sets, "center", extractor, seed=3, progress=False, steps=2)
+    first, _ = evaluate(family_model, sets, family_model.default_task, extractor, seed=3, progress=False, steps=2)
+    again, _ = evaluate(family_model, sets, family_model.default_task, extractor, seed=3, progress=False, steps=2)
     assert first == again
 
 

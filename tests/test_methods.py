@@ -10,8 +10,8 @@ from i2i_unlearn.methods import AUTO, METHODS, create_method, noise_like, resolv
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
 
-def _images(n=4, seed=0):
-    return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+def _images(n=4, seed=0, channels=1):
+    return torch.rand(n, channels, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
 def test_terms_are_weighted_by_their_alphas(tiny_model):
@@ -30,9 +30,9 @@ def test_noise_stays_in_pixel_range(kind):
     assert not torch.equal(noise, noise_like(images, kind)) or kind == "constant"
 
 
-def _synthetic_splits():
-    forget = TensorDataset(_images(16, 1), torch.zeros(16, dtype=torch.long))
-    retain = TensorDataset(_images(16, 2), torch.ones(16, dtype=torch.long))
+def _synthetic_splits(channels=1):
+    forget = TensorDataset(_images(16, 1, channels), torch.zeros(16, dtype=torch.long))
+    retain = TensorDataset(_images(16, 2, channels), torch.ones(16, dtype=torch.long))
     return Splits(forget, retain, forget, retain, ["f"], {"dataset": "synthetic"})
 
 
@@ -97,9 +97,9 @@ def test_the_record_names_the_method_that_ran(tiny_model):
 
 
 def test_i2i_max_loss_is_the_papers_terms_plus_max_loss(family_model):
-    forget, retain = _images(4, 1), _images(4, 2)
-    combined = create_method("i2i_max_loss", family_model, mask="center")
-    paper = create_method("i2i", family_model, mask="center")
+    forget, retain = _images(4, 1, family_model.channels), _images(4, 2, family_model.channels)
+    combined = create_method("i2i_max_loss", family_model, mask=family_model.default_task)
+    paper = create_method("i2i", family_model, mask=family_model.default_task)
     draw = combined.draw(forget)
 
     def seeded(function, *args):

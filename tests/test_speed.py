@@ -11,8 +11,8 @@ from i2i_unlearn.errors import UserError
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 
 
-def _splits():
-    images = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+def _splits(channels=1):
+    images = torch.rand(32, channels, 16, 16, generator=torch.Generator().manual_seed(0))
     forget = TensorDataset(images[:16], torch.zeros(16, dtype=torch.long))
     retain = TensorDataset(images[16:], torch.ones(16, dtype=torch.long))
     return Splits(forget, retain, forget, retain, ["f"], {"dataset": "synthetic"})
@@ -24,7 +24,7 @@ def _run(model, **settings):
     seen = []
     handles = [m.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
                for m in model.encoder.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    model, record = unlearn(model, _splits(), config)
+    model, record = unlearn(model, _splits(model.channels), config)
     for handle in handles:
         handle.remove()
     return model, record, set(seen)

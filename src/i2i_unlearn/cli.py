@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mask", default=None,
                        help="training mask (default: the family's: random:0.75 for mae, hybrid for diffusion, "
                             "mage for vqgan)")
+    train.add_argument("--task", default=None,
+                       help="learn a whole-image task instead of filling holes (diffusion): sketch[:threshold], "
+                            "lowres[:factor], colourise (colour data) or jpeg[:quality]")
+    train.add_argument("--init", default=None, metavar="MODEL",
+                       help="start from this checkpoint's weights (same family, size and channels), e.g. to teach "
+                            "an inpainting model a new --task")
     train.add_argument("--steps", type=int, default=2000, help="training steps")
     train.add_argument("--batch-size", type=int, default=128, help="images per step")
     train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (cosine schedule)")
@@ -347,7 +353,10 @@ def _add_resume_flags(parser):
 
 
 def _add_eval_flags(parser):
-    parser.add_argument("--task", default="center", help="evaluation task: center[:r], outpaint[:r], random[:r]")
+    parser.add_argument("--task", default=None,
+                        help="evaluation task: a mask (center[:r], outpaint[:r], random[:r], ...) or, for a model "
+                             "trained on one, its degradation (sketch, lowres, colourise, jpeg); default: center, "
+                             "or the model's degradation")
     parser.add_argument("--eval-per-class", type=int, default=50, help="test images per class to evaluate on")
     parser.add_argument("--features", default="efficientnet-lite0",
                         help="feature extractor for FID/KID/IS/cosine: efficientnet-lite0 (default), "
@@ -505,6 +514,8 @@ def _run_unlearn(args) -> None:
     config.check()
     key = load_signing_key(args.sign_key) if args.sign_key else None
     model = load_model(args.model)
+    if args.mask is not None:
+        model.check_task(args.mask)
     splits = _splits(args, model)
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")
@@ -534,6 +545,7 @@ def _run_evaluate(args) -> None:
 
     state = PartialState(cpu=args.cpu)  # several processes (torchrun, accelerate launch) share the images out
     model = load_model(args.model).to(state.device)
+    _resolve_task(args, model)
     model.check_steps(args.sampling_steps)
     check_memory("--batch-size", args.batch_size, model.channels, model.image_size)
     if args.relearn is None:
@@ -570,7 +582,7 @@ def _run_evaluate(args) -> None:
                   **({"membership": {**attacks, "member_list": args.members, "non_member_list": args.non_members,
                                      "reference": args.reference}} if attacks else {}))
     record.write(Path(folder) / "metrics.json")
-    sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}))
+    sample_grid([(name, completion_rows(s["truth"], s["hole"], {"output": s["completed"]}, model.degradation))
                  for name, s in samples.items()], Path(folder) / "samples.png")
     if attacks:
         print(describe_attacks(attacks))
@@ -585,13 +597,27 @@ def _run_evaluate(args) -> None:
         print("\n".join(describe(probe)))
 
 
+def _resolve_task(args, model) -> None:
+    """`--task` defaults to the model's own (the centre hole, or the degradation it was trained for);
+    a task, or an unlearning --mask, it cannot do is refused now."""
+    args.task = args.task or model.default_task
+    model.check_task(args.task)
+    if getattr(args, "mask", None) is not None:
+        model.check_task(args.mask)
+
+
 def _same_kind(reference, model, name: str, path: str):
-    """`reference` when it is of `model`'s family, size and channels; else one line naming the mismatch."""
+    """`reference` when it is of `model`'s family, size, channels and degradation; else one line naming
+    the mismatch."""
     if (reference.family, reference.image_size, reference.channels) != (model.family, model.image_size,
                                                                         model.channels):
         raise UserError(f"--{name} {path} is a {reference.family} model of {reference.image_size}px x "
                         f"{reference.channels} channel(s); it must match --model ({model.family}, "
                         f"{model.image_size}px x {model.channels})")
+    if reference.degradation != model.degradation:
+        what = lambda m: f"turns {m.degradation} inputs into images" if m.degradation else "fills holes"  # noqa: E731
+        raise UserError(f"--{name} {path} {what(reference)}, but --model {what(model)}; give a {name} model of the "
+                        "same task")
     return reference
 
 
@@ -608,6 +634,7 @@ def _run_compare(args) -> None:
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     model = load_model(args.model)
+    _resolve_task(args, model)
     model.check_steps(args.sampling_steps)
     if args.retrained:
         _same_kind(load_model(args.retrained), model, "retrained", args.retrained)  # now, not after every method
@@ -639,6 +666,7 @@ def _run_sweep(args) -> None:
     if args.compare and not os.path.isfile(args.compare):
         raise UserError(f"--compare {args.compare} not found; pass the compare.json written by 'compare'")
     model = load_model(args.model)
+    _resolve_task(args, model)
     model.check_steps(args.sampling_steps)
     splits = _splits(args, model)
     sweep(args.model, splits, _eval_sets(args, splits), config, alphas, args.out, args.compare, args.task,
@@ -650,8 +678,8 @@ def _run_train(args) -> None:
 
     config = TrainConfig(dataset=args.dataset, family=args.family, image_size=args.image_size,
                          channels=args.channels, exclude_classes=args.exclude_classes, model=args.model_config,
-                         mask=args.mask, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed,
+                         mask=args.mask, task=args.task, init=args.init, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed,
                          save_dtype=args.save_dtype, tokenizer=args.tokenizer, tokenizer_steps=args.tokenizer_steps,
                          precision=args.precision, compile=args.compile)
     if args.state_every < 1:
@@ -705,11 +733,7 @@ def _run_relearn_probe(args) -> None:
     models = {"unlearned": load_model(args.model)}
     for name, path in (("original", args.original), ("retrained", args.retrained)):
         if path:
-            models[name] = load_model(path)
-            if (models[name].family, models[name].image_size) != (models["unlearned"].family,
-                                                                 models["unlearned"].image_size):
-                raise UserError(f"--{name} {path} is a {models[name].family} model of size "
-                                f"{models[name].image_size}; the probe compares models of one family and size")
+            models[name] = _same_kind(load_model(path), models["unlearned"], name, path)
     splits = _splits(args, models["unlearned"])
     record = relearn_probe(models, splits, config, args.out, args.sampling_steps)
     print(f"forget-test hole MSE before -> after {config.steps} fine-tuning steps on {config.images} forget images:")

@@ -57,7 +57,7 @@ def markdown_table(results: dict) -> str:
 
 
 def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, methods: list[str],
-            out: str | Path, retrained: str | None = None, task: str = "center", cpu: bool = False,
+            out: str | Path, retrained: str | None = None, task: str | None = None, cpu: bool = False,
             features: str = "efficientnet-lite0", classifier: str | None = "auto",
             eval_per_class: int | None = None, steps: int | None = None,
             attackers: tuple[str, ...] = ATTACKERS) -> dict:
@@ -105,7 +105,7 @@ def compare(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, 
     sections = [(set_name, completion_rows(outputs["original"][set_name]["truth"][:columns],
                                            outputs["original"][set_name]["hole"][:columns],
                                            {name: outputs[name][set_name]["completed"][:columns]
-                                            for name in outputs}))
+                                            for name in outputs}, original.degradation))
                 for set_name in sets]
     sample_grid(sections, folder / "samples.png")
     print(table)

@@ -91,7 +91,7 @@ class ControlConfig:
     forget_target: str = "noise"  # "noise", "unseen" or a ratio to the original forget validation error
     check_every: int = 25
     val_images: int = 64  # held-out images per set (forget, retain)
-    task: str = "center"
+    task: str | None = None  # what the errors are measured on; None: the model's evaluation task
 
     def check(self) -> None:
         check_number("retain-budget", self.retain_budget, 0, inclusive=False)
@@ -100,7 +100,8 @@ class ControlConfig:
             raise UserError("--check-every must be at least 1")
         if self.val_images < 1:
             raise UserError("--val-images must be at least 1")
-        parse_task(self.task)
+        if self.task is not None:
+            parse_task(self.task)
 
     def target_ratio(self) -> float | None:
         """None for a named target (noise, unseen, auto), else the ratio to the original forget error."""
@@ -127,6 +128,8 @@ class Controller:
                  accelerator=None, unseen_val: torch.Tensor | None = None):
         self.method, self.config, self.parameters = method, config, parameters
         self.model: I2IModel = method.model
+        self.task = config.task or self.model.default_task
+        self.model.check_task(self.task)
         self.seed, self.sampling_steps, self.accelerator = seed, sampling_steps, accelerator
         self.images = {"forget": forget_val, "retain": retain_val}
         self.alpha = float(method.forget_alpha)
@@ -164,7 +167,7 @@ class Controller:
     # -- measuring ------------------------------------------------------------------------------
     def _holes(self, count: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed)
-        return make_mask(self.config.task, count, self.model.image_size, self.model.mask_cell, generator)
+        return make_mask(self.task, count, self.model.image_size, self.model.mask_cell, generator)
 
     @torch.no_grad()
     def _error(self, images: torch.Tensor, own_loss: bool = False) -> float:
@@ -215,7 +218,7 @@ class Controller:
             model, teacher = self.model, self.method.teacher
             for name, images in self.images.items():
                 images = images.to(device)
-                draw = model.draw(images, self.config.task, torch.Generator().manual_seed(self.seed))
+                draw = model.draw(images, self.task, torch.Generator().manual_seed(self.seed))
                 student = model.embed(images, draw)
                 if name == "retain":
                     distance = model.embedding_distance(student, model.embed(images, draw, encoder=teacher))
@@ -390,7 +393,7 @@ class Controller:
                 "noise_level": None if self.noise_level is None else round(self.noise_level, 6),
                 "original": {k: round(v, 6) for k, v in self.start.items()},
                 "kept_step": self.best["step"], "kept": best, "steps_run": steps_run,
-                "check_every": self.config.check_every, "task": self.config.task,
+                "check_every": self.config.check_every, "task": self.task,
                 "validation_images": {name: len(images) for name, images in self.images.items()},
                 "path": self.path}
 

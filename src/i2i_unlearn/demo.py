@@ -1,5 +1,6 @@
 """`i2i-unlearn demo`: a bundled model (MAE, diffusion or VQ-GAN) forgets two Fashion-MNIST classes,
-evaluated before and after.
+evaluated before and after. With a degradation task (`--task sketch`, ...) the bundled diffusion model
+trained for it forgets two classes of its dataset instead.
 
 It also evaluates the bundled model retrained without those classes (the gold standard) when the
 forget classes are the ones it left out, runs the membership inference attack and the relearning
@@ -16,7 +17,7 @@ from .audit import add_metrics
 from .data import make_splits
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
-from .models import ASSETS, DEFAULT_BUNDLED, load_model
+from .models import ASSETS, DEFAULT_BUNDLED, bundled_for_task, load_model
 from .relearn import ATTACKERS, certificate_summary, describe, relearning
 from .records import invocation_field, main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
@@ -24,14 +25,17 @@ from .unlearn import UnlearnConfig, unlearn
 from .viz import completion_rows, control_plot, relearn_plot, sample_grid, tsne_plot
 
 DEMO_FORGET_CLASSES = ["Trouser", "Bag"]
+# The classes a demo forgets by default, per dataset of a bundled model.
+DEMO_CLASSES = {"fashion-mnist": DEMO_FORGET_CLASSES, "emoji": ["Animals & Nature", "Food & Drink"]}
 # Sampling steps of the demo per family: DDIM steps for diffusion, sized to finish in minutes on 2 cores.
 DEMO_STEPS = {"diffusion": 25}
 TABLE_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "cosine", "class_accuracy")
 
 
-def bundled_retrained(family: str, forget_classes: list[str]) -> Path | None:
-    """The bundled model of `family` retrained from scratch without exactly `forget_classes`."""
-    for record in sorted(ASSETS.glob(f"{DEFAULT_BUNDLED[family]}-retrain-*/train_record.json")):
+def bundled_retrained(family: str, forget_classes: list[str], checkpoint: str | None = None) -> Path | None:
+    """The bundled model of `family` (the checkpoint named `checkpoint`, default the family's) retrained
+    without exactly `forget_classes`."""
+    for record in sorted(ASSETS.glob(f"{checkpoint or DEFAULT_BUNDLED[family]}-retrain-*/train_record.json")):
         excluded = json.loads(record.read_text())["data"]["excluded_classes"]
         if sorted(excluded) == sorted(forget_classes):
             return record.parent
@@ -54,7 +58,7 @@ def format_table(columns: dict[str, dict]) -> str:
 
 
 def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = None, eval_per_class: int = 50,
-             config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
+             config: UnlearnConfig | None = None, task: str | None = None, cpu: bool = False,
              features: str = "efficientnet-lite0", classifier: str | None = "auto", family: str = "mae",
              steps: int | None = None, sign_key=None, attackers: tuple[str, ...] = ATTACKERS) -> dict:
     """Unlearn two classes from the bundled model of `family`; write metrics.json, samples.png,
@@ -63,13 +67,16 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     relearning probes run on the original, unlearned and retrained models (relearn.py; () for none)."""
     if family not in DEFAULT_BUNDLED:
         raise UserError(f"no bundled {family!r} model; demo --model takes {', '.join(DEFAULT_BUNDLED)}")
-    forget_classes = forget_classes or DEMO_FORGET_CLASSES
     config = config or UnlearnConfig()
-    checkpoint = ASSETS / DEFAULT_BUNDLED[family]
+    checkpoint = bundled_for_task(family, task)
     model = load_model(checkpoint)
+    task = task or model.default_task
+    model.check_task(task)
+    dataset = json.loads((checkpoint / "train_record.json").read_text())["config"]["dataset"]
+    forget_classes = forget_classes or DEMO_CLASSES[dataset]
     steps = DEMO_STEPS.get(family) if steps is None else steps
     model.check_steps(steps)
-    splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_classes=forget_classes,
+    splits = make_splits(dataset, model.image_size, model.channels, forget_classes=forget_classes,
                          seed=config.seed)
     sets = eval_sets(splits, eval_per_class, config.seed)
     evaluator = Evaluator(splits, sets, task, features, classifier, config.seed, steps, eval_per_class)
@@ -97,7 +104,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     columns = {"before": before, "after": after}
     completions = {"before": before_samples, "after": after_samples}
     auc = {"original": auc_before, "unlearned": auc_after}
-    retrained_path = bundled_retrained(family, splits.forget_classes)
+    retrained_path = bundled_retrained(family, splits.forget_classes, checkpoint.name)
     if retrained_path is not None:
         columns["retrained"], completions["retrained"], auc["retrained"] = measure(
             "the model retrained without them", load_model(retrained_path))
@@ -131,7 +138,7 @@ def run_demo(out: str | Path = "runs/demo", forget_classes: list[str] | None = N
     sections = [(name, completion_rows(before_samples[name]["truth"][:columns_shown],
                                        before_samples[name]["hole"][:columns_shown],
                                        {label: samples[name]["completed"][:columns_shown]
-                                        for label, samples in completions.items()}))
+                                        for label, samples in completions.items()}, model.degradation))
                 for name in sets]
     sample_grid(sections, folder / "samples.png")
     tsne_plot({"unlearned-forget": after_samples["forget"]["features"],

@@ -56,7 +56,7 @@ def _attacks(model, sets: dict, outside, reference_scores: dict, task: str, seed
 
 
 def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae", eval_per_class: int = 50,
-                     config: UnlearnConfig | None = None, task: str = "center", cpu: bool = False,
+                     config: UnlearnConfig | None = None, task: str | None = None, cpu: bool = False,
                      features: str = "efficientnet-lite0", classifier: str | None = "auto",
                      steps: int | None = None, sign_key=None) -> dict:
     """Delete 32 of the 64 images the bundled memorised model of `family` knows; write metrics.json,
@@ -130,7 +130,7 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     sample_grid([(name, completion_rows(completions["before"][name]["truth"][:shown],
                                         completions["before"][name]["hole"][:shown],
                                         {label: completions[label][name]["completed"][:shown]
-                                         for label in ("before", "after", "reference")}))
+                                         for label in ("before", "after", "reference")}, model.degradation))
                  for name in ("forget", "kept", "retain")], folder / "samples.png")
     if record.get("control"):
         control_plot(record["control"], folder / "control.png")

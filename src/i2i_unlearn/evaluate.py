@@ -92,14 +92,18 @@ def _store_cached(key: str, features: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", extractor=None,
+def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str | None = None, extractor=None,
              batch_size: int = 100, seed: int = 0, cache: dict | None = None, samples: int = 8,
              progress: bool = True, keep_outputs: bool = False, classifier=None,
              steps: int | None = None) -> tuple[dict, dict]:
     """Metrics and sample images for each named set.
 
-    Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "psnr", "ssim", "fid", "kid",
-    "kid_std", "is", "cosine", "images"} ("is" when the extractor has a classifier head, and
+    `task`: a mask or the model's degradation (None: `model.default_task`, the centre hole or the
+    degradation it was trained for).
+
+    Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "mse", "psnr", "ssim", "fid", "kid",
+    "kid_std", "is", "cosine", "images"} ("hole_mse": the error over the pixels the model produced, the
+    hole or, for a degradation, the whole image; "mse": over the whole image; PSNR from "hole_mse") ("is" when the extractor has a classifier head, and
     "class_accuracy" when a `classifier` knows the set's classes); samples[set] = {"truth",
     "hole", "completed"} tensors of the first `samples` images, or of every image with
     `keep_outputs` (then also "features" and "real_features").
@@ -112,7 +116,8 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
     those of one process. (Membership inference, `membership_auc`, is not shared out: every
     process computes it whole.)
     """
-    parse_task(task)
+    task = task or model.default_task
+    model.check_task(task)
     model.check_steps(steps)
     extractor = extractor if extractor is not None else get_extractor()
     device = next(model.parameters()).device
@@ -149,7 +154,8 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
             first = batches[number][0]
             real = extractor(truth) if real_all is None else real_all[first:first + len(truth)].to(device)
             part = {"number": number, "fake": fake.cpu(), "real": real.cpu(),
-                    "error": hole_mse(completed, truth, hole).cpu(), "ssim": ssim(completed, truth).cpu()}
+                    "error": hole_mse(completed, truth, hole).cpu(),
+                    "whole": ((completed - truth) ** 2).flatten(1).mean(1).cpu(), "ssim": ssim(completed, truth).cpu()}
             class_logits = extractor.class_logits(fake)
             if class_logits is not None:
                 part["logits"] = class_logits.cpu()
@@ -167,15 +173,16 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str = "center", ex
         done.sort(key=lambda part: part["number"])
         joined = lambda field: [part[field] for part in done if field in part]  # noqa: E731
         fake_all, real_all = torch.cat(joined("fake")).float(), torch.cat(joined("real")).float()
-        errors, structure, logits, correct, kept = (joined(field) for field in ("error", "ssim", "logits", "correct",
-                                                                                 "kept"))
+        errors, whole, structure, logits, correct, kept = (joined(field) for field in ("error", "whole", "ssim", "logits",
+                                                                                        "correct", "kept"))
         if key not in cache:
             cache[key] = real_all
             if rank == 0:
                 _store_cached(key, real_all)
         mse = torch.cat(errors)
         kid, kid_std = kernel_inception_distance(real_all, fake_all, seed=seed)
-        metrics[name] = {"hole_mse": float(mse.mean()), "psnr": float(psnr(mse).mean()),
+        metrics[name] = {"hole_mse": float(mse.mean()), "mse": float(torch.cat(whole).mean()),
+                         "psnr": float(psnr(mse).mean()),
                          "ssim": float(torch.cat(structure).mean()), "fid": frechet_distance(real_all, fake_all),
                          "kid": kid, "kid_std": kid_std,
                          "cosine": float(embedding_cosine(fake_all, real_all).mean()), "images": int(mse.numel())}
@@ -225,12 +232,13 @@ class Evaluator:
     test sets, task, seed, sampler steps, feature extractor, classifier and membership sets, with
     real-image features computed once."""
 
-    def __init__(self, splits, sets: dict[str, Dataset], task: str = "center", features: str = "efficientnet-lite0",
+    def __init__(self, splits, sets: dict[str, Dataset], task: str | None = None, features: str = "efficientnet-lite0",
                  classifier: str | None = "auto", seed: int = 0, steps: int | None = None,
                  membership_per_class: int | None = None, membership: bool = True, progress: bool = True,
                  batch_size: int = 100, members: tuple[Subset, Subset] | None = None,
                  reference: I2IModel | None = None):
-        parse_task(task)
+        if task is not None:
+            parse_task(task)
         dataset = splits.info.get("dataset", "")
         self.sets, self.task, self.seed, self.steps, self.progress = sets, task, seed, steps, progress
         self.batch_size, self.used_steps = batch_size, steps
@@ -252,6 +260,7 @@ class Evaluator:
         """(metrics, samples, membership AUC or None) of `model`; see `evaluate`."""
         if model.sampler_steps:  # the steps actually used, for the record (None: a one-pass family)
             self.used_steps = self.steps if self.steps is not None else model.default_steps
+        self.task = self.task or model.default_task  # the first model's: every later one is of its kind
         metrics, samples = evaluate(model, self.sets, self.task, self.extractor, seed=self.seed, cache=self.cache,
                                     keep_outputs=keep_outputs, classifier=self.classifier, steps=self.steps,
                                     progress=self.progress, batch_size=self.batch_size)
@@ -263,6 +272,7 @@ class Evaluator:
     def attacks(self, model: I2IModel) -> dict:
         """Both membership attacks on `model` (`metrics.membership.membership_attacks`); the
         calibrated one when the evaluator has a reference model, scored once for every model."""
+        self.task = self.task or model.default_task
         if self.reference is not None and self.reference_scores is None:
             self.reference_scores = reference_pair(self.reference, self.members, self.non_members, self.task,
                                                    self.seed, self.steps)

@@ -4,7 +4,7 @@ Unlearning that only hides knowledge can be undone by a little fine-tuning: a fe
 images and a few steps bring the forgotten completions back. A model that never learnt the
 classes (the retrained one) has to learn them from those few images. So each model is
 fine-tuned the same way (its family's training loss, the whole generator, the same images,
-steps, learning rate and seed) and its forget-test hole MSE (centre inpainting) is measured
+steps, learning rate and seed) and its forget-test hole MSE (centre inpainting, or the model's degradation) is measured
 along the way. An unlearned model whose error falls much faster than the retrained model's
 still holds what it was asked to forget.
 
@@ -84,7 +84,7 @@ class _TaskLoss(nn.Module):
 
 def _forget_error(model: I2IModel, images: torch.Tensor, steps: int | None, seed: int) -> float:
     model.eval()
-    hole = make_mask("center", len(images), model.image_size, model.mask_cell)
+    hole = make_mask(model.default_task, len(images), model.image_size, model.mask_cell)
     with torch.no_grad():
         completed = model.complete(images, hole, torch.Generator().manual_seed(seed), steps)
     return float(hole_mse(completed, images, hole).mean())

@@ -61,7 +61,7 @@ def _compare_marks(compare_file: str) -> dict:
 
 
 def sweep(model_path: str, splits: Splits, sets: dict, config: UnlearnConfig, alphas: list[float],
-          out: str | Path, compare_file: str | None = None, task: str = "center", cpu: bool = False,
+          out: str | Path, compare_file: str | None = None, task: str | None = None, cpu: bool = False,
           features: str = "efficientnet-lite0", classifier: str | None = "auto", steps: int | None = None) -> dict:
     """Unlearn once per forget_alpha, evaluate each, write sweep.json and tradeoff.png."""
     marks = _compare_marks(compare_file) if compare_file else {}  # a wrong file fails now, not after the work

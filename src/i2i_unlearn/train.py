@@ -1,4 +1,5 @@
-"""Train a model from scratch: the bundled models, and the retrain-without-the-forget-set gold standard."""
+"""Train a model from scratch (or from another checkpoint's weights, `init`): the bundled models, and the
+retrain-without-the-forget-set gold standard."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from torch.utils.data import Subset
 
 from . import engine
 from .cards import CARD, train_card
-from .data import load_dataset, parse_task, stack_images
+from .data import is_degradation, load_dataset, parse_task, stack_images
+from .data.degradations import canonical, check_degradation
 from .errors import UserError, check_number
-from .models import I2IModel, create_model
+from .models import FAMILIES, I2IModel, create_model, load_model
 from .models.base import save_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 
@@ -30,6 +32,8 @@ class TrainConfig:
     exclude_classes: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)  # family settings, e.g. {"patch_size": 4, "depth": 6}
     mask: str | None = None  # None: the family's default training mask
+    task: str | None = None  # a whole-image degradation to invert (sketch, lowres, colourise, jpeg) instead of holes
+    init: str | None = None  # start from this checkpoint's weights (same family, size, channels) instead of random
     steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
@@ -48,6 +52,21 @@ class TrainConfig:
         save_dtype(self.save_dtype)
         if self.mask is not None:
             parse_task(self.mask)
+            if is_degradation(self.mask):
+                raise UserError(f"--mask {self.mask} is a degradation, not a mask; pass it as --task {self.mask}")
+        if self.task is not None:
+            parse_task(self.task)
+            if not is_degradation(self.task):
+                raise UserError(f"--task {self.task} is a mask; pass it as --mask {self.task}")
+            if self.mask is not None:
+                raise UserError(f"--task {self.task} has no holes; drop --mask {self.mask}")
+            family = FAMILIES.get(self.family)
+            if family is not None and self.task.partition(":")[0] not in family.degradations:
+                raise UserError(f"the {self.family} family fills masked images; it cannot learn {self.task}: use "
+                                "--family diffusion for whole-image tasks")
+            check_degradation(self.task, self.image_size, self.channels)
+        if self.init is not None and self.model:
+            raise UserError("--model-config builds a new model and --init starts from a checkpoint; drop one of them")
         for flag, value in (("steps", self.steps), ("batch-size", self.batch_size), ("image-size", self.image_size)):
             if value < 1:
                 raise UserError(f"--{flag} must be at least 1, not {value}")
@@ -71,7 +90,7 @@ class TaskObjective(nn.Module):
 
     def forward(self, batch):
         images = batch["train"]
-        return self.model.task_loss(images, self.model.draw(images, self.mask)), {}
+        return self.model.task_loss(images, self.model.draw(images, self.mask)), {}  # no mask: the model's task
 
 
 def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool = False,
@@ -89,12 +108,16 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
         raise UserError("no training images left after --exclude-classes; exclude fewer classes")
     torch.manual_seed(config.seed)
     settings = {**config.model, **({"tokenizer": config.tokenizer} if config.tokenizer else {})}
-    model = create_model(config.family, image_size=config.image_size, channels=config.channels, **settings)
+    if config.init is not None:
+        model = _initial(config)
+    else:
+        model = create_model(config.family, image_size=config.image_size, channels=config.channels,
+                             **settings, **({"degradation": config.task} if config.task else {}))
     folder = check_out_dir(out)  # created once there is a model to save
     state = partial_state(folder, resume)
-    record = RunRecord("train", {**asdict(config), "mask": config.mask or model.default_mask})
+    record = RunRecord("train", {**asdict(config), "mask": config.mask or model.training_task})
     extra = {}
-    if config.family == "vqgan" and "tokenizer" not in settings:
+    if config.family == "vqgan" and "tokenizer" not in settings and config.init is None:
         extra["tokenizer"] = _train_tokenizer(model, Subset(data, rows), config, state.parent)
     accelerator = engine.make_accelerator(cpu, log_with, log_dir or folder.with_name(folder.name + ".logs"))
     engine.track_config(accelerator, "train", record.payload["config"])
@@ -125,6 +148,18 @@ def train(config: TrainConfig, out: str | Path, cpu: bool = False, resume: bool 
             train_card(payload).save(temporary / CARD)
     engine.end_tracking(accelerator)
     return payload
+
+
+def _initial(config: TrainConfig) -> I2IModel:
+    """The checkpoint `config.init`, checked against the run's family, size and channels, set to learn
+    `config.task` (or to fill holes)."""
+    model = load_model(config.init)
+    if (model.family, model.image_size, model.channels) != (config.family, config.image_size, config.channels):
+        raise UserError(f"--init {config.init} is a {model.family} model of {model.image_size}px x {model.channels} "
+                        f"channel(s); pass --family {model.family} --image-size {model.image_size} --channels "
+                        f"{model.channels} to fine-tune it")
+    model.degradation = canonical(config.task) if config.task else None
+    return model
 
 
 def _train_tokenizer(model, images, config: TrainConfig, partial: Path) -> dict:

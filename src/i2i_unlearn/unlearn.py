@@ -132,6 +132,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     rate, the controller's checks and the result, in `log_dir` (default: OUT.logs beside `out`).
     """
     config.check()
+    if config.mask is not None:
+        model.check_task(config.mask)
     if source is not None:  # the retain set as the model was trained on it
         splits = retain_as_trained(splits, checkpoint_folder(source))
     asked = config.forget_target
@@ -148,7 +150,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
     dtype_name = config.save_dtype or (stored_dtype(checkpoint_folder(source)) if source else "float32")
-    record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.default_mask,
+    record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.training_task,
                                    "save_dtype": dtype_name, "family": model.family, "source_checkpoint": source})
     torch.manual_seed(config.seed)
     method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,

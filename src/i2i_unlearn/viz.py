@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from .data import apply_mask
+from .data import apply_mask, degrade
 
 
 def _to_pil(images: torch.Tensor, scale: int) -> list[Image.Image]:
@@ -45,10 +45,13 @@ def sample_grid(sections: list[tuple[str, list[tuple[str, torch.Tensor]]]], path
     canvas.save(path)
 
 
-def completion_rows(truth: torch.Tensor, hole: torch.Tensor, completions: dict[str, torch.Tensor]):
-    """The rows of one section: ground truth, masked input, then each model's completion."""
-    return [("ground truth", truth), ("masked input", apply_mask(truth, hole)),
-            *[(label, images) for label, images in completions.items()]]
+def completion_rows(truth: torch.Tensor, hole: torch.Tensor, completions: dict[str, torch.Tensor],
+                    degradation: str | None = None):
+    """The rows of one section: ground truth, the input (masked, or T(x) of a model's `degradation`),
+    then each model's output."""
+    shown = ((f"input ({degradation.partition(':')[0]})", degrade(degradation, truth)) if degradation
+             else ("masked input", apply_mask(truth, hole)))
+    return [("ground truth", truth), shown, *[(label, images) for label, images in completions.items()]]
 
 
 def tsne_plot(groups: dict[str, torch.Tensor], path: str | Path, seed: int = 0, title: str = "") -> None:

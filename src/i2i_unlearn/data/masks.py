@@ -1,6 +1,7 @@
 """Degradations T(x) as boolean hole masks: True marks the pixels the model must fill in.
 
-A mask is named by a short spec:
+A task is a mask spec or a whole-image degradation (data/degradations.py: sketch, lowres,
+colourise, jpeg), whose hole is every pixel. A mask is named by a short spec:
 
 - ``center[:side]``: a centred square hole (0.5 = half the side, a quarter of the area, as in
   the paper);
@@ -26,6 +27,7 @@ import math
 import torch
 
 from ..errors import UserError
+from .degradations import is_degradation, parse_degradation
 
 DEFAULTS = {"center": 0.5, "outpaint": 0.5, "random": 0.75, "box": 0.6, "strokes": 0.12, "hybrid": None,
             "mage": None}
@@ -33,10 +35,13 @@ USAGE = "center[:side], outpaint[:keep], random[:ratio], box[:max_side], strokes
 
 
 def parse_task(spec: str) -> tuple[str, float | None]:
-    """Split a mask spec like ``center:0.5`` into its kind and ratio (checked)."""
+    """Split a task spec like ``center:0.5`` or ``lowres:4`` into its kind and parameter (checked)."""
+    if is_degradation(spec):
+        return parse_degradation(spec)
     kind, _, value = str(spec).partition(":")
     if kind not in DEFAULTS:
-        raise UserError(f"unknown mask {spec!r}; use {USAGE}")
+        raise UserError(f"unknown task {spec!r}; use a mask ({USAGE}) or a degradation (sketch[:threshold], "
+                        "lowres[:factor], colourise or jpeg[:quality])")
     if DEFAULTS[kind] is None:
         if value:
             raise UserError(f"mask {kind!r} takes no ratio; write just {kind}")
@@ -117,9 +122,12 @@ def make_mask(spec: str, batch: int, size: int, cell: int = 1,
     """Hole masks of shape (batch, 1, size, size) for the mask `spec`, drawn on `cell`-pixel cells.
 
     Square holes and windows are aligned to the cells; random masks hide whole cells, the same
-    count in every image. Every mask leaves at least one pixel to fill and one pixel known.
+    count in every image. Every mask leaves at least one pixel to fill and one pixel known; a
+    degradation's hole is the whole image.
     """
     kind, ratio = parse_task(spec)
+    if is_degradation(spec):
+        return torch.ones(batch, 1, size, size, dtype=torch.bool)
     if size % cell:
         raise UserError(f"image size {size} is not a multiple of the mask cell {cell}")
     if kind in ("center", "outpaint"):

@@ -33,10 +33,11 @@ def roc_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def membership_scores(model, images: Dataset, task: str = "center", seed: int = 0, batch_size: int = 200,
+def membership_scores(model, images: Dataset, task: str | None = None, seed: int = 0, batch_size: int = 200,
                       steps: int | None = None) -> torch.Tensor:
     """Per-image attack scores (higher = "member"), the family's own: minus the completion's hole
     error for one-pass models, minus the denoising loss at fixed timesteps for diffusion."""
+    task = task or model.default_task
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -63,7 +64,7 @@ def attack_summary(positive: torch.Tensor, negative: torch.Tensor) -> dict:
     return {"auc": round(roc_auc(positive, negative), 4), "tpr_at_1pct_fpr": round(tpr_at_fpr(positive, negative), 4)}
 
 
-def membership_attacks(model, members: Dataset, non_members: Dataset, reference=None, task: str = "center",
+def membership_attacks(model, members: Dataset, non_members: Dataset, reference=None, task: str | None = None,
                        seed: int = 0, steps: int | None = None, reference_scores: tuple | None = None) -> dict:
     """Both attacks on one model: the loss attack, and with a `reference` model (one that never saw
     the members) the calibrated one. `reference_scores`: the reference's (members, non-members)
@@ -90,14 +91,14 @@ def describe_attacks(result: dict) -> str:
     return "\n".join(lines)
 
 
-def reference_pair(reference, members: Dataset, non_members: Dataset, task: str = "center", seed: int = 0,
+def reference_pair(reference, members: Dataset, non_members: Dataset, task: str | None = None, seed: int = 0,
                    steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference model's scores of the members and of the non-members (the calibration)."""
     return (membership_scores(reference, members, task, seed, steps=steps),
             membership_scores(reference, non_members, task, seed, steps=steps))
 
 
-def membership_auc(model, members: Dataset, non_members: Dataset, task: str = "center", seed: int = 0,
+def membership_auc(model, members: Dataset, non_members: Dataset, task: str | None = None, seed: int = 0,
                    steps: int | None = None) -> float:
     """ROC AUC of the loss attack separating members from non-members (0.5: it cannot tell)."""
     return roc_auc(membership_scores(model, members, task, seed, steps=steps),

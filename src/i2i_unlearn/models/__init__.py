@@ -37,6 +37,30 @@ def bundled_model_path(name: str = "mae-fashion-mnist") -> Path:
     return ASSETS / name
 
 
+def bundled_for_task(family: str, task: str | None = None) -> Path:
+    """The bundled checkpoint of `family` for `task`: the family's default one for holes (no task, or a
+    mask), else the one trained to invert that degradation (a retrained or memorised twin never)."""
+    from ..data.degradations import canonical, is_degradation
+
+    if family not in DEFAULT_BUNDLED:
+        raise UserError(f"no bundled {family!r} model; bundled families: {', '.join(DEFAULT_BUNDLED)}")
+    if not is_degradation(task):
+        return bundled_model_path(family)
+    if task.partition(":")[0] not in FAMILIES[family].degradations:
+        raise UserError(f"the {family} family fills masked images; it cannot take {task} inputs: use --model diffusion")
+    wanted, offered = canonical(task), []
+    for name in bundled_names():
+        if "-retrain-" in name or "-private" in name:
+            continue
+        config = json.loads((ASSETS / name / "config.json").read_text())
+        if config.get("i2i_family") == family and config.get("i2i_degradation"):
+            offered.append(config["i2i_degradation"])
+            if config["i2i_degradation"] == wanted:
+                return ASSETS / name
+    raise UserError(f"no bundled {family} model for {task}; bundled {family} tasks: holes"
+                    + "".join(f", {spec}" for spec in offered))
+
+
 def checkpoint_folder(path: str | Path) -> Path:
     """The folder a `--model` value names: a path, or `bundled` / `bundled:NAME` for ours."""
     text = str(path)
@@ -94,4 +118,4 @@ def load_model(path: str | Path) -> I2IModel:
 
 
 __all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "VQGANModel", "FAMILIES",
-           "create_model", "load_model", "bundled_model_path", "bundled_names", "checkpoint_folder", "family_of"]
+           "create_model", "load_model", "bundled_model_path", "bundled_for_task", "bundled_names", "checkpoint_folder", "family_of"]

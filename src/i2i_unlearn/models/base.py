@@ -11,7 +11,10 @@ A family wraps one library model and says:
   level for a UNet), compared by `embedding_distance`;
 - its own task: one forward pass (`predict`), what that pass should output (`task_target`) and
   the loss between them over the hole (`prediction_loss`);
-- how it **completes** a masked image, seeded and with sampler settings.
+- how it **completes** a masked image, seeded and with sampler settings; a family whose input is a
+  whole image (`degradations`) may instead be trained to invert one degradation T(x) (a sketch, a
+  low-resolution or grey or JPEG copy): such a checkpoint's `degradation` says which, its hole is
+  every pixel, and `complete(images, hole)` translates T(images) into an image.
 
 Methods, the engine and evaluation use nothing else.
 """
@@ -145,6 +148,11 @@ class I2IModel(nn.Module, abc.ABC):
     sampler_steps: str | None = None
     #: whether gradients reach the input pixels (not through a quantizing tokenizer)
     pixel_gradients: bool = True
+    #: the whole-image degradations (data/degradations.py) the family can learn to invert; none:
+    #: it only fills holes (its input keeps the known pixels)
+    degradations: tuple[str, ...] = ()
+    #: the degradation this checkpoint inverts (a spec such as "sketch"), or None: it fills holes
+    degradation: str | None = None
 
     # -- what the family is made of -------------------------------------------------------------
     @property
@@ -182,13 +190,52 @@ class I2IModel(nn.Module, abc.ABC):
         """`from_config` settings of a model small enough for tests (a few seconds on a CPU)."""
         return {}
 
+    # -- what it does ----------------------------------------------------------------------------
+    @property
+    def training_task(self) -> str:
+        """What a step trains on when no mask is given: the checkpoint's degradation, else the family's mask."""
+        return self.degradation or self.default_mask
+
+    @property
+    def default_task(self) -> str:
+        """What evaluation measures when no task is given: the degradation, else the centre hole."""
+        return self.degradation or "center"
+
+    def check_task(self, spec: str) -> None:
+        """Refuse a task (a mask or degradation spec) this checkpoint cannot do, in one line."""
+        from ..data.degradations import canonical, check_degradation, is_degradation
+        from ..data.masks import parse_task
+
+        parse_task(spec)
+        if is_degradation(spec):
+            kind = spec.partition(":")[0]
+            if kind not in self.degradations:
+                raise UserError(f"the {self.family} family fills masked images; it cannot take {kind} inputs: use a "
+                                f"family whose input is a whole image (diffusion) for {kind}")
+            check_degradation(spec, self.image_size, self.channels)
+            if self.degradation is None:
+                raise UserError(f"this checkpoint fills holes and was not trained for {spec}; train one with "
+                                f"`i2i-unlearn train --family {self.family} --task {spec}`, or give a mask task")
+            if canonical(spec) != canonical(self.degradation):
+                raise UserError(f"this checkpoint was trained for {self.degradation}, not {spec}; give --task "
+                                f"{self.degradation} (or leave --task out)")
+        elif self.degradation is not None:
+            raise UserError(f"this checkpoint turns {self.degradation} inputs into images and has no hole to fill; "
+                            f"give --task {self.degradation} (or leave --task and --mask out)")
+
+    def shown_input(self, images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The input as a person would see it: T(images) for a degradation, else the masked image."""
+        from ..data import apply_mask, degrade
+
+        return degrade(self.degradation, images) if self.degradation else apply_mask(images, hole)
+
     # -- one step -------------------------------------------------------------------------------
     def draw(self, images: torch.Tensor, mask: str | None = None,
              generator: torch.Generator | None = None) -> Draw:
         """What one step draws at random for `images`: by default the hole only."""
         from ..data import make_mask
 
-        hole = make_mask(mask or self.default_mask, images.shape[0], self.image_size, self.mask_cell, generator)
+        hole = make_mask(mask or self.training_task, images.shape[0], self.image_size, self.mask_cell, generator)
         return Draw(hole.to(images.device))
 
     @abc.abstractmethod

@@ -7,6 +7,11 @@ channel axis (Saharia et al., "Palette"):
 - condition: the known pixels, with N(0, I) noise in the hole;
 - mask: 1 in the hole (left out when a loaded UNet has in_channels = 2 x out_channels).
 
+A checkpoint trained for a whole-image degradation (`degradation`: sketch, lowres, colourise or
+jpeg; config.json's `i2i_degradation`) takes T(x) as its condition instead, the whole image noised
+as its target and all ones as its mask: the same UNet translates a sketch, a small, grey or JPEG
+copy into an image (Palette's colourisation and restoration tasks).
+
 It is trained with `DDPMScheduler` epsilon-prediction, the loss taken over the hole only, and
 completes an image with `DDIMScheduler` (deterministic, eta 0, a configurable number of steps),
 putting the known pixels back after every step.
@@ -29,6 +34,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from safetensors.torch import save_file
 from torch import nn
 
+from ..data.degradations import DEFAULTS as DEGRADATIONS
+from ..data.degradations import canonical, check_degradation, degrade
 from ..errors import UserError
 from .base import Draw, I2IModel, load_checked
 
@@ -50,12 +57,18 @@ class DiffusionModel(I2IModel):
     default_steps = 50
     #: which embedding maps the forget term moves: "deep" (the mid block's resolution) or "all"
     forget_scope = "deep"
+    degradations = tuple(DEGRADATIONS)
 
-    def __init__(self, unet: UNet2DModel, schedule: dict | None = None, source: str = "this model"):
+    def __init__(self, unet: UNet2DModel, schedule: dict | None = None, source: str = "this model",
+                 degradation: str | None = None):
         super().__init__()
         self.unet = unet
         self.schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
         self._check_layout(source)
+        if degradation is not None:
+            check_degradation(degradation, self.image_size, self.channels)
+            degradation = canonical(degradation)  # its parameter written out: the default may change, the model not
+        self.degradation = degradation
         self.scheduler = DDPMScheduler(**self.schedule)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.clone().float(), persistent=False)
 
@@ -63,13 +76,15 @@ class DiffusionModel(I2IModel):
     @classmethod
     def from_config(cls, image_size: int = 32, channels: int = 1, block_out_channels=(16, 32, 64),
                     layers_per_block: int = 1, attention_levels=(False, False, True), attention_head_dim: int = 16,
-                    norm_num_groups: int = 8, mask_channel: bool = True, **schedule) -> "DiffusionModel":
-        """A freshly initialised conditional UNet; `schedule` overrides DDPM settings (e.g. beta_schedule)."""
+                    norm_num_groups: int = 8, mask_channel: bool = True, degradation: str | None = None,
+                    **schedule) -> "DiffusionModel":
+        """A freshly initialised conditional UNet; `degradation` makes it translate T(x) rather than fill
+        holes; `schedule` overrides DDPM settings (e.g. beta_schedule)."""
         unknown = set(schedule) - set(SCHEDULE_KEYS)
         if unknown:
             raise UserError(f"unknown diffusion setting(s) {', '.join(sorted(unknown))}; the family takes "
                             "block_out_channels, layers_per_block, attention_levels, attention_head_dim, "
-                            f"norm_num_groups, mask_channel and {', '.join(SCHEDULE_KEYS)}")
+                            f"norm_num_groups, mask_channel, degradation and {', '.join(SCHEDULE_KEYS)}")
         levels = len(block_out_channels)
         if len(attention_levels) != levels:
             raise UserError("attention_levels needs one true/false per entry of block_out_channels")
@@ -85,7 +100,7 @@ class DiffusionModel(I2IModel):
                            out_channels=channels, block_out_channels=tuple(block_out_channels),
                            layers_per_block=layers_per_block, down_block_types=down, up_block_types=up,
                            attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups)
-        return cls(unet, schedule)
+        return cls(unet, schedule, degradation=degradation)
 
     @classmethod
     def tiny_settings(cls) -> dict:
@@ -119,6 +134,7 @@ class DiffusionModel(I2IModel):
         folder = Path(folder)
         config = json.loads((folder / "config.json").read_text())
         schedule = config.pop("i2i_schedule", None)
+        degradation = config.pop("i2i_degradation", None)
         if schedule is None:  # a diffusers pipeline keeps its scheduler beside the unet folder
             for candidate in (folder / "scheduler_config.json", folder.parent / "scheduler" / "scheduler_config.json"):
                 if candidate.is_file():
@@ -135,7 +151,7 @@ class DiffusionModel(I2IModel):
         except Exception as exc:  # diffusers raises several types for a config it cannot build
             raise UserError(f"cannot build the UNet of {folder}/config.json ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); restore the checkpoint") from None
-        model = cls(unet, schedule, source=str(folder))
+        model = cls(unet, schedule, source=str(folder), degradation=degradation)
         state = load_checked(weights, unet.state_dict())
         unet.load_state_dict(state)  # load_checked returns float32
         return model
@@ -150,6 +166,8 @@ class DiffusionModel(I2IModel):
         config = json.loads(config_file.read_text())
         config.update({"i2i_family": self.family,
                        "i2i_schedule": {key: self.schedule[key] for key in SCHEDULE_KEYS}})
+        if self.degradation is not None:
+            config["i2i_degradation"] = self.degradation
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     # -- the family interface -----------------------------------------------------------------
@@ -214,9 +232,16 @@ class DiffusionModel(I2IModel):
             scale = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
             noisy = scale.sqrt() * clean + (1 - scale).sqrt() * noise
         noisy = hole * noisy + (1 - hole) * clean
-        condition = (1 - hole) * clean + hole * draw.values["condition_noise"]
+        condition = self._condition(images, hole, draw.values["condition_noise"])
         parts = [noisy, condition] + ([hole] if self.unet.config.in_channels % 2 else [])
         return torch.cat(parts, dim=1)
+
+    def _condition(self, images: torch.Tensor, hole: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The condition channels in [-1, 1]: T(images) for a degradation, else the known pixels with
+        `noise` in the hole."""
+        if self.degradation is not None:
+            return degrade(self.degradation, images) * 2 - 1
+        return (1 - hole) * (images * 2 - 1) + hole * noise
 
     def _time_embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
         projected = self.unet.time_proj(timesteps).to(next(self.unet.parameters()).dtype)
@@ -310,7 +335,7 @@ class DiffusionModel(I2IModel):
         scheduler.set_timesteps(steps, device=device)
         clean = images * 2 - 1
         mask = hole.to(clean.dtype)
-        condition = (1 - mask) * clean + mask * torch.randn(images.shape, generator=generator).to(device)
+        condition = self._condition(images, mask, torch.randn(images.shape, generator=generator).to(device))
         sample = mask * torch.randn(images.shape, generator=generator).to(device) + (1 - mask) * clean
         extra = [mask] if self.unet.config.in_channels % 2 else []
         for timestep in scheduler.timesteps:
