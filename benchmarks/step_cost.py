@@ -51,7 +51,7 @@ def hand(model, forget: torch.Tensor, retain: torch.Tensor, steps: int, batch_si
     parameters = model.freeze_all_but_encoder()
     optimizer = torch.optim.AdamW(parameters, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05)
     model.train()
-    mask = model.default_mask
+    mask = model.training_task
     for step in range(steps):
         f = forget[(torch.arange(batch_size) + step * batch_size) % len(forget)]
         r = retain[(torch.arange(batch_size) + step * batch_size) % len(retain)]

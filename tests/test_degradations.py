@@ -201,3 +201,10 @@ def test_a_task_a_family_or_bundle_cannot_do_is_refused_in_one_line(tmp_path, ca
     from test_cli_errors import _refused
 
     _refused(capsys, [*argv, "--out", str(tmp_path / "o")], tmp_path, message)
+
+
+def test_the_samples_demo_refuses_a_task_its_models_were_not_trained_for(tmp_path, capsys):
+    from test_cli_errors import _refused
+
+    _refused(capsys, ["demo", "--scenario", "samples", "--model", "diffusion", "--task", "sketch", "--out",
+                      str(tmp_path / "o")], tmp_path, "not trained for sketch")

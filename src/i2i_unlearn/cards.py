@@ -13,6 +13,8 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .data.degradations import is_degradation
+
 CARD = "README.md"
 LIBRARY = {"mae": "transformers", "diffusion": "diffusers", "vqgan": "diffusers"}
 ARCHITECTURE = {"mae": "A masked autoencoder (transformers ViTMAEForPreTraining) that inpaints the hidden patches",
@@ -21,12 +23,28 @@ ARCHITECTURE = {"mae": "A masked autoencoder (transformers ViTMAEForPreTraining)
                 "vqgan": "A VQ-GAN token model (diffusers VQModel tokenizer, masked-token transformer decoded "
                          "MaskGIT-style) that inpaints the hidden tokens"}
 HUB_DATASETS = {"fashion-mnist": "zalando-datasets/fashion_mnist"}  # our dataset names with a hub twin
+# What a model trained for a whole-image degradation does, and its hub tag.
+TASKS = {"sketch": ("draws an image from its sketch (an edge map)", "sketch-to-image"),
+         "lowres": ("restores an image from a copy {value} times smaller (super-resolution)", "super-resolution"),
+         "colourise": ("colours a grey image", "image-colorization"),
+         "jpeg": ("restores an image from its JPEG copy at quality {value}", "jpeg-artifact-removal")}
 
 
-def _metadata(family: str, dataset: str, base_model: str | None, tags: list[str]) -> ModelCardData:
+def _does(family: str, degradation: str | None) -> tuple[str, str]:
+    """(what the model does, its task tag): the family's inpainting, or its degradation's inverse."""
+    if not degradation:
+        return ARCHITECTURE.get(family, family), "image-inpainting"
+    kind, _, value = degradation.partition(":")
+    text, tag = TASKS[kind]
+    architecture = ARCHITECTURE.get(family, family).rpartition(" that ")[0]
+    return f"{architecture} that {text.format(value=value)}", tag
+
+
+def _metadata(family: str, dataset: str, base_model: str | None, tags: list[str],
+              task_tag: str = "image-inpainting") -> ModelCardData:
     hub = HUB_DATASETS.get((dataset or "").partition(":")[0])
     return ModelCardData(library_name=LIBRARY.get(family), license="other", pipeline_tag="image-to-image",
-                         tags=["i2i-unlearn", "image-inpainting", family, *tags],
+                         tags=["i2i-unlearn", task_tag, family, *tags],
                          datasets=[hub] if hub else None, base_model=base_model)
 
 
@@ -53,15 +71,19 @@ def train_card(record: dict) -> ModelCard:
     family = config.get("family", "mae")
     excluded = data.get("excluded_classes") or []
     left_out = f" It never saw the classes {', '.join(excluded)} (a retrained reference)." if excluded else ""
+    degradation = config.get("mask") if is_degradation(config.get("mask")) else None
+    does, task_tag = _does(family, degradation)
+    start = f"from the weights of `{config['init']}`" if config.get("init") else "from scratch"
     body = f"""
 # {family} image-to-image model trained with i2i-unlearn
 
-{ARCHITECTURE.get(family, family)}, {config['image_size']}x{config['image_size']} pixels, {config['channels']} \
+{does}, {config['image_size']}x{config['image_size']} pixels, {config['channels']} \
 channel(s), {record['parameters']['total']:,} parameters ({record['parameters']['encoder']:,} in the encoder).
 
 ## How it was made
-Trained from scratch on `{data['dataset']}` ({data['images']:,} images of {len(data['classes'])} classes) for \
-{config['steps']} steps at batch {config['batch_size']}, lr {config['lr']:g}, mask `{config['mask']}`, seed \
+Trained {start} on `{data['dataset']}` ({data['images']:,} images of {len(data['classes'])} classes) for \
+{config['steps']} steps at batch {config['batch_size']}, lr {config['lr']:g}, {'task' if degradation else 'mask'} \
+`{config['mask']}`, seed \
 {config['seed']}; final training loss {record.get('final_loss')}; {record.get('seconds', 0):.0f} s on \
 {record.get('processes', 1)} process(es). {_command(record)}.{left_out}
 
@@ -72,7 +94,7 @@ it forget.
 {LICENSE_NOTE}
 """
     tags = ["retrained-reference"] if excluded else []
-    return ModelCard(f"---\n{_metadata(family, data['dataset'], None, tags).to_yaml()}\n---\n{body}")
+    return ModelCard(f"---\n{_metadata(family, data['dataset'], None, tags, task_tag).to_yaml()}\n---\n{body}")
 
 
 def memorise_card(record: dict) -> ModelCard:
@@ -118,10 +140,11 @@ def unlearn_card(record: dict, certificate: dict) -> ModelCard:
         table += "\n\nRelearning probe (steps of fine-tuning on forget images until the forget error is back): " + \
             ", ".join(f"{name}: {summary.get('steps_to_relearn') or 'not within the probe'}"
                       for name, summary in relearning.items())
+    does, task_tag = _does(family, config.get("mask") if is_degradation(config.get("mask")) else None)
     body = f"""
 # {family} image-to-image model that forgot {what}
 
-{ARCHITECTURE.get(family, family)}, made by i2i-unlearn from `{source}` by the `{config['method']}` method: it \
+{does}, made by i2i-unlearn from `{source}` by the `{config['method']}` method: it \
 forgot {what} ({counts.get('forget', 0):,} training images) and kept the rest ({counts.get('retain', 0):,} retain \
 images).{outcome}
 
@@ -138,7 +161,8 @@ digest `{certificate.get('digest')}`{', signed' if certificate.get('signature') 
 {LICENSE_NOTE}
 """
     tags = ["machine-unlearning", config["method"]]
-    return ModelCard(f"---\n{_metadata(family, data['dataset'], _hub_id(source), tags).to_yaml()}\n---\n{body}")
+    metadata = _metadata(family, data['dataset'], _hub_id(source), tags, task_tag)
+    return ModelCard(f"---\n{metadata.to_yaml()}\n---\n{body}")
 
 
 def write_unlearn_card(folder: Path) -> None:

@@ -68,6 +68,8 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     model, reference, base = (load_model(p) for p in (memorised_path, reference_path, ASSETS / DEFAULT_BUNDLED[family]))
     steps = SAMPLE_STEPS.get(family) if steps is None else steps
     model.check_steps(steps)
+    task = task or model.default_task
+    model.check_task(task)
     forget_list = PRIVATE_LISTS / "forget.txt"
     splits = make_splits("fashion-mnist", model.image_size, model.channels, forget_list=str(forget_list),
                          seed=config.seed)

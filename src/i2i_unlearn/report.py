@@ -18,8 +18,9 @@ from .errors import UserError
 from .records import missing_parents, now
 
 RECORDS = ("compare.json", "sweep.json", "relearn.json", "metrics.json", "unlearn_record.json")
-KNOWN_METRICS = ("hole_mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy", "images")
-LABELS = {"hole_mse": "hole MSE", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
+KNOWN_METRICS = ("hole_mse", "mse", "psnr", "ssim", "fid", "kid", "kid_std", "is", "cosine", "class_accuracy",
+                 "images")
+LABELS = {"hole_mse": "hole MSE", "mse": "MSE (whole image)", "psnr": "PSNR", "fid": "FID", "kid": "KID", "is": "IS", "ssim": "SSIM",
           "kid_std": "KID std", "class_accuracy": "class accuracy"}
 WIDE_TABLE_SKIPS = ("images", "kid_std")  # kept in the JSON; they crowd the one-row-per-model tables
 KNOWN_IMAGES = ("samples.png", "relearn.png", "control.png", "tradeoff.png", "tsne.png")

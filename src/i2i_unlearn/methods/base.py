@@ -35,7 +35,7 @@ class UnlearningMethod(nn.Module):
         if noise not in NOISE_KINDS:
             raise UserError(f"unknown noise {noise!r}; choose from: {', '.join(NOISE_KINDS)}")
         self.model = model
-        self.mask = mask or model.default_mask
+        self.mask = mask or model.training_task
         self.forget_alpha = forget_alpha
         self.retain_alpha = retain_alpha
         self.noise = noise
