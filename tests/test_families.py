@@ -113,7 +113,7 @@ def test_each_term_sees_only_its_own_samples(family_model, name):
     _nudge(family_model)
     forget, retain = _images(family_model, seed=1), _images(family_model, seed=2)
     if not family_model.pixel_gradients:
-        pytest.skip("a tokenizer quantizes the pixels: no gradient reaches them (see the test below)")
+        pytest.skip("a tokenizer or a degradation quantizes the pixels: no gradient reaches them (see the test below)")
     forget.requires_grad_(True)
     retain.requires_grad_(True)
     forget_term = method.forget_term(forget, method.draw(forget), retain)

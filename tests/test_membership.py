@@ -20,7 +20,7 @@ class Scripted(nn.Module):
     difficulty d, pixel 1 says whether the model memorised it (1) or not (0); the loss is
     d * (1 - forgets * memorised), so a model with `memorises` = 0.5 halves its loss on members."""
 
-    image_size, mask_cell = 4, 1
+    image_size, mask_cell, default_task = 4, 1, "center"
 
     def __init__(self, memorises: float):
         super().__init__()

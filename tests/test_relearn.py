@@ -72,7 +72,7 @@ def test_relearn_probe_measures_each_model_along_the_way(tiny_checkpoint, tmp_pa
 def test_relearn_probe_refuses_a_reference_of_another_family(tiny_checkpoint, tmp_path, capsys):
     assert main(["relearn-probe", "--model", str(tiny_checkpoint), "--retrained", "bundled:diffusion",
                  "--forget-classes", "Trouser", "--out", str(tmp_path / "p")]) == 2
-    assert "one family and size" in capsys.readouterr().err
+    assert "must match --model" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
 
 

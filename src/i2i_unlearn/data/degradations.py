@@ -28,6 +28,8 @@ from scipy import ndimage
 from ..errors import UserError
 
 DEFAULTS = {"sketch": 0.3, "lowres": 4, "colourise": None, "jpeg": 10}
+# The degradations a gradient passes through (a sketch thresholds, JPEG quantises: neither does).
+DIFFERENTIABLE = ("lowres", "colourise")
 USAGE = "sketch[:threshold], lowres[:factor], colourise or jpeg[:quality]"
 LUMA = (0.299, 0.587, 0.114)
 

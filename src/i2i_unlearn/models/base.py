@@ -146,7 +146,8 @@ class I2IModel(nn.Module, abc.ABC):
     default_mask: str = "random:0.75"
     #: what a completion's `steps` means for this family (None: one forward pass, no steps)
     sampler_steps: str | None = None
-    #: whether gradients reach the input pixels (not through a quantizing tokenizer)
+    #: whether gradients reach the input pixels (not through a quantizing tokenizer, a sketch's threshold or
+    #: JPEG's quantisation)
     pixel_gradients: bool = True
     #: the whole-image degradations (data/degradations.py) the family can learn to invert; none:
     #: it only fills holes (its input keeps the known pixels)

@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..data.degradations import DEFAULTS as DEGRADATIONS
-from ..data.degradations import canonical, check_degradation, degrade
+from ..data.degradations import DIFFERENTIABLE, canonical, check_degradation, degrade
 from ..errors import UserError
 from .base import Draw, I2IModel, load_checked
 
@@ -68,6 +68,8 @@ class DiffusionModel(I2IModel):
         if degradation is not None:
             check_degradation(degradation, self.image_size, self.channels)
             degradation = canonical(degradation)  # its parameter written out: the default may change, the model not
+            # With pure noise as its target (Noisy Label) such a model sees the image only through T(x).
+            self.pixel_gradients = degradation.partition(":")[0] in DIFFERENTIABLE
         self.degradation = degradation
         self.scheduler = DDPMScheduler(**self.schedule)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.clone().float(), persistent=False)
