@@ -102,9 +102,10 @@ def evaluate(model: I2IModel, sets: dict[str, Dataset], task: str | None = None,
     degradation it was trained for).
 
     Returns ``(metrics, samples)``: metrics[set] = {"hole_mse", "mse", "psnr", "ssim", "fid", "kid",
-    "kid_std", "is", "cosine", "images"} ("hole_mse": the error over the pixels the model produced, the
-    hole or, for a degradation, the whole image; "mse": over the whole image; PSNR from "hole_mse") ("is" when the extractor has a classifier head, and
-    "class_accuracy" when a `classifier` knows the set's classes); samples[set] = {"truth",
+    "kid_std", "is", "cosine", "images"} ("hole_mse": the error over the pixels the model produced,
+    the hole or, for a degradation, the whole image, and PSNR from it; "mse": over the whole image;
+    "is" when the extractor has a classifier head, and "class_accuracy" when a `classifier` knows
+    the set's classes); samples[set] = {"truth",
     "hole", "completed"} tensors of the first `samples` images, or of every image with
     `keep_outputs` (then also "features" and "real_features").
 

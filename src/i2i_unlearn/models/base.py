@@ -224,12 +224,6 @@ class I2IModel(nn.Module, abc.ABC):
             raise UserError(f"this checkpoint turns {self.degradation} inputs into images and has no hole to fill; "
                             f"give --task {self.degradation} (or leave --task and --mask out)")
 
-    def shown_input(self, images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """The input as a person would see it: T(images) for a degradation, else the masked image."""
-        from ..data import apply_mask, degrade
-
-        return degrade(self.degradation, images) if self.degradation else apply_mask(images, hole)
-
     # -- one step -------------------------------------------------------------------------------
     def draw(self, images: torch.Tensor, mask: str | None = None,
              generator: torch.Generator | None = None) -> Draw:
