@@ -514,8 +514,6 @@ def _run_unlearn(args) -> None:
     config.check()
     key = load_signing_key(args.sign_key) if args.sign_key else None
     model = load_model(args.model)
-    if args.mask is not None:
-        model.check_task(args.mask)
     splits = _splits(args, model)
     if args.state_every < 1:
         raise UserError(f"--state-every must be at least 1, not {args.state_every}")

@@ -46,8 +46,7 @@ def bundled_for_task(family: str, task: str | None = None) -> Path:
         raise UserError(f"no bundled {family!r} model; bundled families: {', '.join(DEFAULT_BUNDLED)}")
     if not is_degradation(task):
         return bundled_model_path(family)
-    if task.partition(":")[0] not in FAMILIES[family].degradations:
-        raise UserError(f"the {family} family fills masked images; it cannot take {task} inputs: use --model diffusion")
+    FAMILIES[family].check_can_learn(task)
     wanted, offered = canonical(task), []
     for name in bundled_names():
         if "-retrain-" in name or "-private" in name:

@@ -202,6 +202,14 @@ class I2IModel(nn.Module, abc.ABC):
         """What evaluation measures when no task is given: the degradation, else the centre hole."""
         return self.degradation or "center"
 
+    @classmethod
+    def check_can_learn(cls, spec: str) -> None:
+        """Refuse a degradation spec the family cannot learn to invert (its input keeps known pixels)."""
+        kind = spec.partition(":")[0]
+        if kind not in cls.degradations:
+            raise UserError(f"the {cls.family} family fills masked images; it cannot take {kind} inputs: use a "
+                            f"family whose input is a whole image (diffusion) for {kind}")
+
     def check_task(self, spec: str) -> None:
         """Refuse a task (a mask or degradation spec) this checkpoint cannot do, in one line."""
         from ..data.degradations import canonical, check_degradation, is_degradation
@@ -209,10 +217,7 @@ class I2IModel(nn.Module, abc.ABC):
 
         parse_task(spec)
         if is_degradation(spec):
-            kind = spec.partition(":")[0]
-            if kind not in self.degradations:
-                raise UserError(f"the {self.family} family fills masked images; it cannot take {kind} inputs: use a "
-                                f"family whose input is a whole image (diffusion) for {kind}")
+            self.check_can_learn(spec)
             check_degradation(spec, self.image_size, self.channels)
             if self.degradation is None:
                 raise UserError(f"this checkpoint fills holes and was not trained for {spec}; train one with "
