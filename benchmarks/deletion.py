@@ -3,9 +3,11 @@
     python benchmarks/deletion.py --family mae
     python benchmarks/deletion.py --family mae --requests 4
     python benchmarks/deletion.py --family mae --lists DIR --memorised M --reference R --calibration C
+    python benchmarks/deletion.py --family mae --uncalibrated
 
 A model that memorised a private set (default: the bundled one of the family and its lists,
-assets/private-fashion-mnist) deletes the images of forget.txt with every default: in one request
+assets/private-fashion-mnist) deletes the images of forget.txt with every default (the calibration
+model given, as the samples demo gives it; --uncalibrated: without it): in one request
 (--requests 1), or split into N requests in a row, each unlearning the previous output (a chain of
 certificates; images deleted earlier stay out of the later retain sets). After each request: the
 calibrated membership AUC of the images deleted so far (against the reference: the same fine-tune
@@ -53,6 +55,8 @@ def main() -> None:
     parser.add_argument("--calibration", default=None, help="default: the family's bundled model")
     parser.add_argument("--requests", type=int, default=1, help="split forget.txt into this many requests in a row")
     parser.add_argument("--method", default="auto")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="delete without the calibration model (the unseen level of a population, as before H6)")
     parser.add_argument("--eval-per-class", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every figure to this file")
@@ -68,7 +72,8 @@ def main() -> None:
     kept = Subset(train, read_forget_list(lists / "kept.txt", train))
     outside = Subset(test, read_forget_list(lists / "non_members.txt", test))
     requests = [forget_ids[k::args.requests] for k in range(args.requests)]
-    config = UnlearnConfig(method=args.method, seed=args.seed)
+    config = UnlearnConfig(method=args.method, seed=args.seed,
+                           calibration=None if args.uncalibrated else str(calibration_path))
     work = Path(tempfile.mkdtemp(prefix="deletion-"))
 
     def splits_for(indices: list[int], name: str):

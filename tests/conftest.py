@@ -97,3 +97,53 @@ def small_attackers(name, seed=0):
     if name == "default":
         return [relearn.ProbeConfig(steps=4, lr=1e-4, eval_every=2, **settings)]
     return [relearn.ProbeConfig(steps=4, lr=lr, eval_every=2, **settings) for lr in relearn.STRONG_LRS]
+
+
+def nudged_copy(model, seed: int = 1, size: float = 0.05):
+    """A copy of `model` with every weight moved a little: a stand-in for a calibration model (one that
+    never trained on the forget images), which differs from the model everywhere."""
+    import copy
+
+    other = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(size * torch.randn(parameter.shape, generator=generator))
+    return other
+
+
+@pytest.fixture
+def make_method():
+    """`create_method`, with a calibration model (a nudged copy) for the methods that need one."""
+    from i2i_unlearn.methods import METHODS, create_method
+
+    def make(name, model, **settings):
+        if METHODS[name].needs_calibration:
+            settings.setdefault("calibration", nudged_copy(model))
+        return create_method(name, model, **settings)
+
+    return make
+
+
+def forget_list_request(folder, image_size: int = 16, count: int = 6, retain_limit: int = 64):
+    """A small forget list of Fashion-MNIST Bag training images written to `folder`, and its splits."""
+    from i2i_unlearn.data import make_splits
+
+    probe = make_splits("fashion-mnist", image_size, 1, forget_classes=["Bag"])
+    listing = folder / "forget.txt"
+    listing.write_text("\n".join(probe.forget.dataset.ids[i] for i in probe.forget.indices[:count]))
+    return make_splits("fashion-mnist", image_size, 1, forget_list=str(listing), retain_limit=retain_limit)
+
+
+def calibrated_request(name, model, splits, config, folder):
+    """(splits, config) of a request that `name` can run: unchanged, or for a method that needs a
+    calibration model a forget list with a nudged copy of `model` saved in `folder` as that model."""
+    import dataclasses
+
+    from i2i_unlearn.methods import METHODS
+
+    if not METHODS[name].needs_calibration:
+        return splits, config
+    nudged_copy(model).save_pretrained(folder / "calibration")
+    return (forget_list_request(folder, model.image_size),
+            dataclasses.replace(config, calibration=str(folder / "calibration")))

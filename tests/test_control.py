@@ -14,6 +14,7 @@ from i2i_unlearn.methods import METHODS, create_method
 from i2i_unlearn.metrics import hole_mse
 from i2i_unlearn.report import write_report
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
+from conftest import calibrated_request
 from test_methods import _images, _synthetic_splits
 
 
@@ -216,10 +217,10 @@ def _validation_error(model, images, seed=0):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_a_controlled_run_of_every_method_keeps_a_model_within_the_budget(tiny_model, name, tmp_path):
-    splits = _synthetic_splits()
     original = copy.deepcopy(tiny_model)
     config = UnlearnConfig(method=name, steps=8, batch_size=4, lr=3e-3, warmup_steps=1, check_every=2,
                            val_images=8, retain_budget=0.02)
+    splits, config = calibrated_request(name, tiny_model, _synthetic_splits(), config, tmp_path)
     model, record = unlearn(tiny_model, splits, config, out=tmp_path / "out")
     control = record["control"]
     assert [p["step"] for p in control["path"]][:2] == [0, 2] and control["outcome"] in (

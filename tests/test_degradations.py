@@ -7,7 +7,7 @@ import torch
 from i2i_unlearn import UserError
 from i2i_unlearn.data import degrade, make_mask, parse_task
 from i2i_unlearn.data.degradations import canonical, check_degradation
-from i2i_unlearn.methods import METHODS, create_method
+from i2i_unlearn.methods import METHODS
 from i2i_unlearn.models import FAMILIES, bundled_for_task, create_model, load_model
 from i2i_unlearn.models.base import Draw
 
@@ -212,7 +212,7 @@ def test_the_samples_demo_refuses_a_task_its_models_were_not_trained_for(tmp_pat
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_trains_a_degradation_model_on_its_degradation(name):
+def test_every_method_trains_a_degradation_model_on_its_degradation(name, make_method):
     model = create_model("diffusion", image_size=16, channels=1, degradation="jpeg", **TINY)
-    method = create_method(name, model)
+    method = make_method(name, model)
     assert method.mask == "jpeg:10" and method.draw(torch.rand(2, 1, 16, 16)).hole.all()

@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from i2i_unlearn import UserError
 from i2i_unlearn.data import make_mask
-from i2i_unlearn.methods import METHODS, create_method
+from i2i_unlearn.methods import METHODS
 from i2i_unlearn.models import FAMILIES, family_of, load_model
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
 from test_methods import _synthetic_splits
@@ -99,8 +99,8 @@ def test_embedding_is_a_list_of_tensors_under_a_shared_draw(family_model):
 
 
 @pytest.mark.parametrize("name", ENCODER_ONLY)
-def test_retain_term_is_exactly_zero_at_step_zero(family_model, name):
-    method = create_method(name, family_model)
+def test_retain_term_is_exactly_zero_at_step_zero(family_model, name, make_method):
+    method = make_method(name, family_model)
     torch.manual_seed(3)
     loss, logs = method({"forget": _images(family_model, seed=1), "retain": _images(family_model, seed=2)})
     assert logs["retain_term"].item() == 0.0
@@ -108,8 +108,8 @@ def test_retain_term_is_exactly_zero_at_step_zero(family_model, name):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_each_term_sees_only_its_own_samples(family_model, name):
-    method = create_method(name, family_model)
+def test_each_term_sees_only_its_own_samples(family_model, name, make_method):
+    method = make_method(name, family_model)
     _nudge(family_model)
     forget, retain = _images(family_model, seed=1), _images(family_model, seed=2)
     if not family_model.pixel_gradients:
@@ -127,10 +127,10 @@ def test_each_term_sees_only_its_own_samples(family_model, name):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_forget_term_depends_on_the_forget_images_and_retain_only_through_a_target(family_model, name):
+def test_forget_term_depends_on_the_forget_images_and_retain_only_through_a_target(family_model, name, make_method):
     """Without pixel gradients: the forget term changes with the forget images, and with the retain
     images only for Retain Label (whose target is the original's output on them)."""
-    method = create_method(name, family_model)
+    method = make_method(name, family_model)
     _nudge(family_model)
 
     def forget_term(forget_seed, retain_seed):
@@ -145,11 +145,11 @@ def test_forget_term_depends_on_the_forget_images_and_retain_only_through_a_targ
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_gradients_reach_exactly_what_the_method_trains(family_model, name):
+def test_gradients_reach_exactly_what_the_method_trains(family_model, name, make_method):
     generator = {id(p) for p in family_model.generator_parameters()}
     expected = generator & {id(p) for p in family_model.encoder.parameters()} if METHODS[name].scope == "encoder" \
         else generator
-    method = create_method(name, family_model)
+    method = make_method(name, family_model)
     trainable = {id(p) for p in method.trainable_parameters()}
     assert trainable == expected
     _nudge(family_model)
@@ -164,8 +164,8 @@ def test_gradients_reach_exactly_what_the_method_trains(family_model, name):
 
 
 @pytest.mark.parametrize("name", ENCODER_ONLY)
-def test_the_decoder_does_not_run_in_an_encoder_only_step(family_model, name):
-    method = create_method(name, family_model)
+def test_the_decoder_does_not_run_in_an_encoder_only_step(family_model, name, make_method):
+    method = make_method(name, family_model)
     calls = []
     hooks = [module.register_forward_hook(lambda *_: calls.append(1)) for module in family_model.decoder.modules()]
     loss, _ = method({"forget": _images(family_model, seed=1), "retain": _images(family_model, seed=2)})

@@ -38,16 +38,22 @@ def _synthetic_splits(channels=1):
 
 @pytest.mark.parametrize("family", sorted(DEFAULT_BUNDLED))
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_a_short_run_moves_the_forget_term_the_intended_way(name, family):
+def test_a_short_run_moves_the_forget_term_the_intended_way(name, family, tmp_path):
     # The bundled models, because a barely trained one completes every image alike and Retain
     # Label's target would then already be met.
     model = load_model(f"bundled:{family}")
     splits = make_splits("fashion-mnist", 32, 1, forget_classes=["Trouser"], retain_limit=64)
     splits.forget = Subset(splits.forget.dataset, splits.forget.indices[:64])
+    calibration = None
+    if METHODS[name].needs_calibration:  # the 64 images as a forget list; calibrated by a model that never saw one
+        calibration = f"bundled:{DEFAULT_BUNDLED[family]}-retrain-trouser-bag"
+        (tmp_path / "forget.txt").write_text("\n".join(splits.forget.dataset.ids[i] for i in splits.forget.indices))
+        splits = make_splits("fashion-mnist", 32, 1, forget_list=str(tmp_path / "forget.txt"), retain_limit=64)
     forget = torch.stack([splits.forget[i][0] for i in range(16)])
     retain = torch.stack([splits.retain[i][0] for i in range(16)])
     # A probe built on the original model measures the forget term with fixed masks and noise.
-    probe = create_method(name, model, mask="center", noise="constant")
+    probe = create_method(name, model, mask="center", noise="constant",
+                          calibration=load_model(calibration) if calibration else None)
 
     def forget_term():
         torch.manual_seed(0)
@@ -56,7 +62,8 @@ def test_a_short_run_moves_the_forget_term_the_intended_way(name, family):
 
     before = forget_term()
     config = UnlearnConfig(method=name, steps=30, batch_size=16, lr=1e-3, warmup_steps=2, mask="center",
-                           noise="constant", forget_alpha=1.0, retain_alpha=0.0, retain_budget=None)
+                           noise="constant", forget_alpha=1.0, retain_alpha=0.0, retain_budget=None,
+                           calibration=calibration)
     unlearn(model, splits, config)  # changes the model in place
     # Every method's forget term is a loss it minimises (Max Loss: minus the task loss); the
     # retain term is off here so that the direction is the forget term's alone.

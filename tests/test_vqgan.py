@@ -12,9 +12,10 @@ from i2i_unlearn import UserError
 from i2i_unlearn.cli import main
 from i2i_unlearn.data import make_mask
 from i2i_unlearn.data.masks import mage_rate
-from i2i_unlearn.methods import METHODS, create_method
+from i2i_unlearn.methods import METHODS
 from i2i_unlearn.models import VQGANModel, create_model, load_model
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
+from conftest import calibrated_request
 from test_methods import _synthetic_splits
 
 
@@ -64,19 +65,20 @@ def test_decoder_has_its_own_output_table(tiny):
     assert tiny.encoder.token_embedding.weight.data_ptr() not in {p.data_ptr() for p in tiny.decoder.parameters()}
 
 
-def test_no_method_can_train_the_tokenizer(tiny):
+def test_no_method_can_train_the_tokenizer(tiny, make_method):
     tokenizer = {id(p) for p in tiny.tokenizer.parameters()}
     for name in METHODS:
-        method = create_method(name, tiny)
+        method = make_method(name, tiny)
         assert not tokenizer & {id(p) for p in method.trainable_parameters()}
         assert not any(p.requires_grad for p in tiny.tokenizer.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_tokenizer_is_bit_identical_after_every_method(tiny, name):
+def test_tokenizer_is_bit_identical_after_every_method(tiny, name, tmp_path):
     before = {key: value.clone() for key, value in tiny.state_dict().items()}
     config = UnlearnConfig(method=name, steps=3, batch_size=4, lr=1e-2, retain_budget=None)
-    model, _ = unlearn(tiny, _synthetic_splits(), config)
+    splits, config = calibrated_request(name, tiny, _synthetic_splits(), config, tmp_path)
+    model, _ = unlearn(tiny, splits, config)
     after = model.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("tokenizer."))
     assert not all(torch.equal(before[key], after[key]) for key in before if key.startswith("transformer."))

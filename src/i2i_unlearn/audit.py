@@ -305,9 +305,10 @@ def earlier_deletions(links: list[tuple[Path, dict | None]], dataset: str) -> li
 
 
 def write_certificate(folder: Path, record: dict, splits, source: Path | None, metrics: dict | None = None,
-                      key=None) -> Path:
+                      key=None, calibration: Path | None = None) -> Path:
     """Write `folder`/certificate.json for the unlearning run `record` that saved a model in `folder`,
-    sealed (and signed with `key`, an Ed25519 private key)."""
+    sealed (and signed with `key`, an Ed25519 private key); `calibration`: the model a forget list's
+    deletion aimed at (never trained on the listed images), recorded with its digest."""
     config = record["config"]
     certificate = {
         "kind": "i2i-unlearn deletion certificate", "format": FORMAT,
@@ -315,6 +316,8 @@ def write_certificate(folder: Path, record: dict, splits, source: Path | None, m
         "data": describe_data(splits),
         "original_checkpoint": ({"path": str(source), **checkpoint_digest(source)} if source is not None else None),
         "parent_certificate": parent_certificate(source),
+        **({"calibration_checkpoint": {"path": str(calibration), **checkpoint_digest(calibration)}}
+           if calibration is not None else {}),
         "unlearned_checkpoint": checkpoint_digest(folder),
         "versions": record["versions"], "started": record["started"], "finished": record["finished"],
         "metrics": metrics,

@@ -390,9 +390,10 @@ def _add_unlearn_flags(parser):
 
     defaults = UnlearnConfig()
     parser.add_argument("--method", default=defaults.method, choices=[AUTO, *sorted(METHODS)],
-                        help=f"unlearning method (docs/results.md compares them); {AUTO}: i2i_max_loss in a controlled "
-                             "run (forgetting that a short fine-tune does not undo: docs/relearning.md), the paper's "
-                             "i2i with --fixed-alpha")
+                        help=f"unlearning method (docs/results.md compares them); {AUTO}: in a controlled run "
+                             "'calibrated' for a forget list given --calibration (docs/deletion.md), else i2i_max_loss "
+                             "(forgetting that a short fine-tune does not undo: docs/relearning.md); the paper's i2i "
+                             "with --fixed-alpha")
     parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha,
                         help="weight of the forget term (where a controlled run starts)")
     parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha, help="weight of the retain term")
@@ -412,6 +413,10 @@ def _add_unlearn_flags(parser):
                              "error when it sees noise instead of the image, but at least 1.3x the original error), "
                              "'unseen' (default for --forget-list: its error on held-out images of the same classes, "
                              "never trained on) or a ratio to the original error, e.g. 3")
+    parser.add_argument("--calibration", default=None, metavar="MODEL",
+                        help="for a forget list: a model that never trained on the listed images (the model before "
+                             "the fine-tune that saw them); the deletion then aims each image at that model's loss "
+                             "on it (method 'calibrated', docs/deletion.md); the samples demo uses the bundled model")
     parser.add_argument("--fixed-alpha", action="store_true",
                         help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
     parser.add_argument("--settle", type=float, default=None, metavar="TOL",
@@ -455,12 +460,16 @@ def _unlearn_config(args, fixed: str | None = None):
                for name in CONTROL_FLAGS}
     if fixed:
         control["retain_budget"] = None
+    if args.calibration is not None and not getattr(args, "forget_list", None) \
+            and getattr(args, "scenario", None) != "samples":
+        raise UserError("--calibration is for a forget list (--forget-list, or demo --scenario samples): a model "
+                        "that never trained on the listed images; for forget classes leave it out")
     return UnlearnConfig(method=args.method, forget_alpha=args.forget_alpha, retain_alpha=args.retain_alpha,
                          noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
                          warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, seed=args.seed,
                          settle=args.settle, precision=args.precision, compile=args.compile,
-                         save_dtype=args.save_dtype, **control)
+                         save_dtype=args.save_dtype, calibration=args.calibration, **control)
 
 
 def _splits(args, model):
@@ -621,17 +630,23 @@ def _same_kind(reference, model, name: str, path: str):
 
 def _run_compare(args) -> None:
     from .compare import compare
-    from .methods import METHODS
+    from .methods import METHODS, create_method
     from .models import load_model
+    from .unlearn import load_calibration
 
     config = _unlearn_config(args)
     config.check()
     _processes(args)
-    methods = args.methods or list(METHODS)
+    methods = args.methods or [name for name, cls in METHODS.items()
+                               if config.calibration or not cls.needs_calibration]  # default: every method it can run
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     model = load_model(args.model)
+    for name in methods:  # a method that needs a calibration model fails now, not after the others ran
+        if METHODS[name].needs_calibration:
+            create_method(name, model, calibration=load_calibration(config.calibration, model)
+                          if config.calibration else None)
     _resolve_task(args, model)
     model.check_steps(args.sampling_steps)
     if args.retrained:

@@ -19,7 +19,11 @@ two measurements differ only by the weights) and the family's embedding distance
   listed and the unseen images alike, since that is what memorising lowers (the retain budget of
   such a run is measured in the same loss: smooth in the weights, where a sampling family's
   completions move by several percent between two checks that changed nothing); when the
-  listed images are already no better known than those, the target is reached at once. This
+  listed images are already no better known than those, the target is reached at once. With a
+  calibration model (one that never trained on the listed images: the model before the fine-tune
+  that saw them), the unseen level is that model's loss on the listed images themselves, times the
+  two models' ratio on the unseen ones: the listed images may be harder or easier than the unseen
+  ones, which a population mean cannot know (docs/deletion.md, H6). This
   target is a point, not a floor: reached within POINT_TOLERANCE of it, the closest checkpoint
   kept, and a check that finds the error past it goes back to the closest one, weaker. Or a
   number R: R times the original error.
@@ -69,6 +73,32 @@ MIN_RISE = 0.02  # a kept forget error less than this much (relative) over the o
 
 
 TARGETS = ("auto", "noise", "unseen")
+
+
+@torch.no_grad()
+def family_loss(model: I2IModel, images: torch.Tensor, task: str, seed: int, steps: int | None = None) -> float:
+    """The model's mean loss on `images` in its family's own terms (the loss attack's: minus
+    `membership_scores`), under fixed holes and draws: two models measured alike differ only by
+    their weights."""
+    device = next(model.parameters()).device
+    images = images.to(device)
+    hole = make_mask(task, len(images), model.image_size, model.mask_cell, torch.Generator().manual_seed(seed))
+    scores = model.membership_scores(images, hole.to(device), torch.Generator().manual_seed(seed), steps)
+    return float(-scores.mean())
+
+
+def calibration_scale(model: I2IModel, calibration: I2IModel, unseen: torch.Tensor | None, task: str,
+                      seed: int) -> float:
+    """The ratio of `model`'s loss to the calibration model's on unseen images (images neither trained
+    on): how much better or worse the model is overall; 1 without unseen images."""
+    if unseen is None or not len(unseen):
+        return 1.0
+    with torch.random.fork_rng(devices=[]):
+        states = model.training, calibration.training
+        model.eval(), calibration.eval()
+        ratio = family_loss(model, unseen, task, seed) / family_loss(calibration, unseen, task, seed)
+        model.train(states[0]), calibration.train(states[1])
+    return ratio
 
 
 def resolve_target(target: str, forget_list: bool) -> str:
@@ -125,7 +155,8 @@ class Controller:
 
     def __init__(self, method, forget_val: torch.Tensor, retain_val: torch.Tensor, config: ControlConfig,
                  parameters: list[torch.nn.Parameter], seed: int = 0, sampling_steps: int | None = None,
-                 accelerator=None, unseen_val: torch.Tensor | None = None):
+                 accelerator=None, unseen_val: torch.Tensor | None = None, calibration: I2IModel | None = None,
+                 scale: float = 1.0):
         self.method, self.config, self.parameters = method, config, parameters
         self.model: I2IModel = method.model
         self.task = config.task or self.model.default_task
@@ -140,7 +171,13 @@ class Controller:
         self.start = self._measure()
         ratio = config.target_ratio()
         self.noise_level = None
-        if config.forget_target == "unseen":
+        if config.forget_target == "unseen" and calibration is not None:
+            with torch.random.fork_rng(devices=[]):
+                self.target = scale * family_loss(calibration.eval(), forget_val, self.task, seed, sampling_steps)
+            seen = f"{len(unseen_val)} held-out images" if unseen_val is not None and len(unseen_val) else "no image"
+            self.target_source = (f"calibrated level (the calibration model's loss on the listed images, times "
+                                  f"{scale:.3f}, the two models' ratio on {seen} of the same classes)")
+        elif config.forget_target == "unseen":
             if unseen_val is None or not len(unseen_val):
                 raise UserError("the forget target 'unseen' needs held-out images of the forget images' classes and "
                                 "the test split has none; pass --forget-target noise or a ratio such as 3")
@@ -174,12 +211,11 @@ class Controller:
         """Mean hole error of completions of `images`; `own_loss`: the family's own loss instead (the
         membership attack's: what memorisation lowers, e.g. a token model's cross-entropy, which its
         sampled completions may not show)."""
+        if own_loss:
+            return family_loss(self.model, images, self.task, self.seed, self.sampling_steps)
         device = next(self.model.parameters()).device
         images = images.to(device)
         hole = self._holes(len(images)).to(device)
-        if own_loss:
-            generator = torch.Generator().manual_seed(self.seed)
-            return float(-self.model.membership_scores(images, hole, generator, self.sampling_steps).mean())
         completed = self.model.complete(images, hole, torch.Generator().manual_seed(self.seed), self.sampling_steps)
         return float(hole_mse(completed, images, hole).mean())
 

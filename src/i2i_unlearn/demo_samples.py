@@ -15,6 +15,7 @@ of images the model never saw), and checks the deletion with the calibrated memb
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -27,7 +28,7 @@ from .metrics.membership import membership_attacks, reference_pair
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .records import invocation_field, main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
-from .unlearn import UnlearnConfig, unlearn
+from .unlearn import UnlearnConfig, load_calibration, unlearn
 from .viz import completion_rows, control_plot, sample_grid
 
 PRIVATE_LISTS = ASSETS / "private-fashion-mnist"  # private.txt (64), forget.txt and kept.txt (32 each), non_members.txt
@@ -65,7 +66,10 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
         raise UserError(f"no bundled {family!r} model; demo --model takes {', '.join(DEFAULT_BUNDLED)}")
     memorised_path, reference_path = private_models(family)
     config = config or UnlearnConfig()
-    model, reference, base = (load_model(p) for p in (memorised_path, reference_path, ASSETS / DEFAULT_BUNDLED[family]))
+    base_path = ASSETS / DEFAULT_BUNDLED[family]  # never saw the private images: the attack's calibration model
+    config = replace(config, calibration=config.calibration or str(base_path))  # and the deletion's
+    model, reference, base = (load_model(p) for p in (memorised_path, reference_path, base_path))
+    load_calibration(config.calibration, model)  # a bad --calibration fails before the folder is made
     steps = SAMPLE_STEPS.get(family) if steps is None else steps
     model.check_steps(steps)
     task = task or model.default_task

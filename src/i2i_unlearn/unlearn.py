@@ -10,13 +10,13 @@ import torch
 from . import engine
 from .audit import chain, earlier_deletions, write_certificate
 from .cards import write_unlearn_card
-from .control import ControlConfig, Controller, resolve_target
+from .control import ControlConfig, Controller, calibration_scale, resolve_target
 from .data import (Splits, emphasise_in_retain, exclude_from_retain, hold_out_validation, membership_sets, parse_task,
                    stack_images)
 from .errors import UserError, check_memory, check_number
 from .memorise import training_mix
-from .methods import AUTO, create_method, resolve_method
-from .models import I2IModel, checkpoint_folder
+from .methods import AUTO, METHODS, create_method, resolve_method
+from .models import I2IModel, checkpoint_folder, load_model
 from .models.base import save_dtype, stored_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 from .viz import control_plot
@@ -36,7 +36,7 @@ class UnlearnConfig:
     only where it starts, `steps` the most it may take; `retain_budget=None` is a fixed-alpha run
     of exactly `steps` steps (the paper's setting)."""
 
-    method: str = AUTO  # i2i_max_loss in a controlled run, the paper's i2i in a fixed one (resolve_method)
+    method: str = AUTO  # controlled: calibrated (given a calibration model) or i2i_max_loss; fixed: i2i (resolve_method)
     forget_alpha: float = 0.2
     retain_alpha: float = 1.0
     noise: str = "normal"
@@ -58,6 +58,7 @@ class UnlearnConfig:
     precision: str = "fp32"  # or "bf16": autocast of the step's forward pass (engine.run)
     compile: bool = False  # torch.compile the step
     save_dtype: str | None = None  # precision of the saved weights; None: the source checkpoint's
+    calibration: str | None = None  # a model that never trained on the listed images (forget lists only)
 
     @property
     def max_steps(self) -> int:
@@ -117,6 +118,26 @@ def retain_as_trained(splits: Splits, source: Path) -> Splits:
     return emphasise_in_retain(splits, *mix) if mix else splits
 
 
+def load_calibration(path: str, model: I2IModel) -> I2IModel:
+    """The calibration model of a forget list: a checkpoint of the same kind as `model` that never trained
+    on the listed images (the model before the fine-tune that saw them)."""
+    calibration = load_model(path)
+    theirs, ours = ((m.family, m.image_size, m.channels, m.degradation) for m in (calibration, model))
+    if theirs != ours:
+        raise UserError(f"the calibration model {path} is a {theirs[0]} model of {theirs[2]}x{theirs[1]}x{theirs[1]} "
+                        f"images ({theirs[3] or 'holes'}), the model to unlearn a {ours[0]} model of "
+                        f"{ours[2]}x{ours[1]}x{ours[1]} ({ours[3] or 'holes'}); give the model it was fine-tuned from")
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.rand(1, model.channels, model.image_size, model.image_size, generator=generator)
+    try:
+        with torch.no_grad():
+            calibration.task_loss(probe, model.draw(probe, generator=generator))
+    except Exception:  # another architecture of the same family: shapes disagree somewhere
+        raise UserError(f"the calibration model {path} is built differently from the model to unlearn (its "
+                        "layers do not take the same draws); give the model it was fine-tuned from") from None
+    return calibration.eval()
+
+
 def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | Path | None = None,
             cpu: bool = False, source: str | None = None, resume: bool = False,
             state_every: int = 100, sign_key=None, log_with: str | None = None,
@@ -136,25 +157,37 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         model.check_task(config.mask)
     if source is not None:  # the retain set as the model was trained on it
         splits = retain_as_trained(splits, checkpoint_folder(source))
-    asked = config.forget_target
-    config = replace(config, method=resolve_method(config.method, config.control() is not None),
-                     forget_target=resolve_target(asked, bool(splits.info.get("forget_list"))))
+    asked, forget_list = config.forget_target, bool(splits.info.get("forget_list"))
+    calibration = None
+    if config.calibration is not None:
+        if not forget_list:
+            raise UserError("--calibration is for a forget list (sample-level deletion): a model that never trained "
+                            "on the listed images; for forget classes leave it out")
+        calibration = load_calibration(config.calibration, model)
+    name = resolve_method(config.method, config.control() is not None, calibrated=calibration is not None)
+    config = replace(config, method=name, forget_target=resolve_target(asked, forget_list))
+    if METHODS.get(config.method) and METHODS[config.method].needs_calibration and calibration is None:
+        create_method(config.method, model)  # its one-line error, before anything is written
     unseen = None
-    if config.control() is not None and config.forget_target == "unseen":  # held-out images like the listed ones
+    if calibration is not None or (config.control() is not None and config.forget_target == "unseen"):
         per_image = -(-config.val_images // len(splits.forget))  # about --val-images of them, however short the list
         unseen = membership_sets(splits, seed=config.seed + 1, per_member=per_image)[1]
         unseen = stack_images(unseen) if len(unseen) else None
-        if unseen is None and asked == "auto":  # nothing to compare with: the noise level, as for classes
+        if unseen is None and asked == "auto" and calibration is None:  # nothing to compare with: the noise level
             config = replace(config, forget_target="noise")
     check_memory("--batch-size", 2 * config.batch_size, model.channels, model.image_size)  # forget + retain
     folder = check_out_dir(out) if out is not None else None  # created once there is a model to save
     state = partial_state(folder, resume) if folder is not None else None
     dtype_name = config.save_dtype or (stored_dtype(checkpoint_folder(source)) if source else "float32")
+    scale = calibration_scale(model, calibration, unseen, model.default_task, config.seed) if calibration else None
     record = RunRecord("unlearn", {**asdict(config), "mask": config.mask or model.training_task,
-                                   "save_dtype": dtype_name, "family": model.family, "source_checkpoint": source})
+                                   "save_dtype": dtype_name, "family": model.family, "source_checkpoint": source,
+                                   **({"calibration_scale": round(scale, 6)} if calibration else {})})
     torch.manual_seed(config.seed)
-    method = create_method(config.method, model, mask=config.mask, forget_alpha=config.forget_alpha,
-                           retain_alpha=config.retain_alpha, noise=config.noise)
+    method = create_method(config.method, model, calibration=calibration, mask=config.mask,
+                           forget_alpha=config.forget_alpha, retain_alpha=config.retain_alpha, noise=config.noise)
+    if hasattr(method, "scale"):
+        method.scale.fill_(scale)
     parameters = method.trainable_parameters()
     if log_dir is None:
         log_dir = folder.with_name(folder.name + ".logs") if folder is not None else "i2i-unlearn-logs"
@@ -174,7 +207,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         if unseen is not None:
             unseen = unseen.to(accelerator.device)
         controller = Controller(method, forget_val, retain_val, config.control(), parameters, config.seed,
-                                accelerator=accelerator, unseen_val=unseen)
+                                accelerator=accelerator, unseen_val=unseen, calibration=calibration,
+                                scale=scale or 1.0)
     loaders = {"forget": engine.loader(training.forget, config.batch_size, config.seed),
                "retain": engine.loader(training.retain, config.batch_size, config.seed + 1)}
     with failure_recorded(folder, record, state, accelerator.is_main_process):
@@ -208,7 +242,8 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
         with atomic_out_dir(folder) as temporary:
             model.save_pretrained(temporary, dtype=save_dtype(dtype_name))
             record.write(temporary / "unlearn_record.json")
-            write_certificate(temporary, payload, splits, original, key=sign_key)  # validation images too
+            write_certificate(temporary, payload, splits, original, key=sign_key,  # validation images too
+                              calibration=checkpoint_folder(config.calibration).resolve() if calibration else None)
             write_unlearn_card(temporary)
             if controller is not None:
                 control_plot(payload["control"], temporary / "control.png")

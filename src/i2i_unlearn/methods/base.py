@@ -28,6 +28,7 @@ class UnlearningMethod(nn.Module):
 
     name: str = ""
     scope: str = "encoder"  # "encoder": only the encoder trains; "model": the family's generator trains
+    needs_calibration: bool = False  # built with a calibration model (one that never trained on the forget images)
 
     def __init__(self, model: I2IModel, mask: str | None = None, forget_alpha: float = 0.2,
                  retain_alpha: float = 1.0, noise: str = "normal"):
