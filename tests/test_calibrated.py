@@ -127,3 +127,15 @@ def test_the_cli_refuses_a_calibration_model_without_a_forget_list_and_writes_no
     error = capsys.readouterr().err.strip()
     assert code == 2 and "--calibration is for a forget list" in error and len(error.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_family_that_aims_at_the_unseen_level_keeps_it_by_default_given_a_calibration_model(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("diffusion", image_size=16, channels=1, **FAMILIES["diffusion"].tiny_settings())
+    assert not model.calibrated_deletion  # measured: docs/deletion.md, H6
+    nudged_copy(model).save_pretrained(tmp_path / "calibration")
+    config = UnlearnConfig(steps=2, batch_size=4, check_every=1, val_images=4,
+                           calibration=str(tmp_path / "calibration"))
+    _, record = unlearn(model, forget_list_request(tmp_path), config)
+    assert record["config"]["method"] == "i2i_max_loss" and "calibration_scale" not in record["config"]
+    assert record["control"]["target_source"].startswith("unseen level")

@@ -391,9 +391,9 @@ def _add_unlearn_flags(parser):
     defaults = UnlearnConfig()
     parser.add_argument("--method", default=defaults.method, choices=[AUTO, *sorted(METHODS)],
                         help=f"unlearning method (docs/results.md compares them); {AUTO}: in a controlled run "
-                             "'calibrated' for a forget list given --calibration (docs/deletion.md), else i2i_max_loss "
-                             "(forgetting that a short fine-tune does not undo: docs/relearning.md); the paper's i2i "
-                             "with --fixed-alpha")
+                             "'calibrated' for a forget list given --calibration (MAE, VQ-GAN: docs/deletion.md), else "
+                             "i2i_max_loss (forgetting that a short fine-tune does not undo: docs/relearning.md); the "
+                             "paper's i2i with --fixed-alpha")
     parser.add_argument("--forget-alpha", type=float, default=defaults.forget_alpha,
                         help="weight of the forget term (where a controlled run starts)")
     parser.add_argument("--retain-alpha", type=float, default=defaults.retain_alpha, help="weight of the retain term")
@@ -416,7 +416,8 @@ def _add_unlearn_flags(parser):
     parser.add_argument("--calibration", default=None, metavar="MODEL",
                         help="for a forget list: a model that never trained on the listed images (the model before "
                              "the fine-tune that saw them); the deletion then aims each image at that model's loss "
-                             "on it (method 'calibrated', docs/deletion.md); the samples demo uses the bundled model")
+                             "on it (method 'calibrated'; the diffusion family keeps the unseen level: "
+                             "docs/deletion.md); the samples demo uses the bundled model")
     parser.add_argument("--fixed-alpha", action="store_true",
                         help="no control: train exactly --steps steps at --forget-alpha (the paper's setting)")
     parser.add_argument("--settle", type=float, default=None, metavar="TOL",

@@ -36,7 +36,7 @@ class UnlearnConfig:
     only where it starts, `steps` the most it may take; `retain_budget=None` is a fixed-alpha run
     of exactly `steps` steps (the paper's setting)."""
 
-    method: str = AUTO  # controlled: calibrated (given a calibration model) or i2i_max_loss; fixed: i2i (resolve_method)
+    method: str = AUTO  # resolve_method: calibrated or i2i_max_loss when controlled, i2i at a fixed alpha
     forget_alpha: float = 0.2
     retain_alpha: float = 1.0
     noise: str = "normal"
@@ -164,10 +164,14 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
             raise UserError("--calibration is for a forget list (sample-level deletion): a model that never trained "
                             "on the listed images; for forget classes leave it out")
         calibration = load_calibration(config.calibration, model)
-    name = resolve_method(config.method, config.control() is not None, calibrated=calibration is not None)
+    name = resolve_method(config.method, config.control() is not None,
+                          calibrated=calibration is not None and model.calibrated_deletion)
     config = replace(config, method=name, forget_target=resolve_target(asked, forget_list))
-    if METHODS.get(config.method) and METHODS[config.method].needs_calibration and calibration is None:
+    needs_calibration = name in METHODS and METHODS[name].needs_calibration
+    if needs_calibration and calibration is None:
         create_method(config.method, model)  # its one-line error, before anything is written
+    if not (model.calibrated_deletion or needs_calibration):
+        calibration = None  # a family that aims at the unseen level (I2IModel.calibrated_deletion)
     unseen = None
     if calibration is not None or (config.control() is not None and config.forget_target == "unseen"):
         per_image = -(-config.val_images // len(splits.forget))  # about --val-images of them, however short the list

@@ -146,6 +146,9 @@ class I2IModel(nn.Module, abc.ABC):
     default_mask: str = "random:0.75"
     #: what a completion's `steps` means for this family (None: one forward pass, no steps)
     sampler_steps: str | None = None
+    #: whether a forget list given a calibration model is deleted image by image by default (method
+    #: `calibrated`); False where that was measured to do worse than the unseen level (docs/deletion.md, H6)
+    calibrated_deletion: bool = True
     #: whether gradients reach the input pixels (not through a quantizing tokenizer, a sketch's threshold or
     #: JPEG's quantisation)
     pixel_gradients: bool = True

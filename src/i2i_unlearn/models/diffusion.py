@@ -55,6 +55,9 @@ class DiffusionModel(I2IModel):
     default_mask = "hybrid"
     sampler_steps = "DDIM steps"
     default_steps = 50
+    # aimed per image, its denoising loss at one random timestep (spanning orders of magnitude from step to
+    # step) broke retain completions and did not delete (docs/deletion.md, H6): the unseen level it is
+    calibrated_deletion = False
     #: which embedding maps the forget term moves: "deep" (the mid block's resolution) or "all"
     forget_scope = "deep"
     degradations = tuple(DEGRADATIONS)
