@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from i2i_unlearn import UserError
-from i2i_unlearn.audit import checkpoint_digest
+from i2i_unlearn.audit import checkpoint_digest, verify
 from i2i_unlearn.cli import main
 from i2i_unlearn.control import calibration_scale, family_loss
 from i2i_unlearn.methods import AUTO, create_method, resolve_method
@@ -98,6 +98,11 @@ def test_auto_deletes_a_forget_list_against_the_calibration_model_and_the_certif
     assert record["control"]["target_source"].startswith("calibrated level (the calibration model's loss")
     certificate = json.loads((tmp_path / "out" / "certificate.json").read_text())
     assert certificate["calibration_checkpoint"]["sha256"] == checkpoint_digest(tmp_path / "calibration")["sha256"]
+    assert verify(tmp_path / "out", check_data=False) == []
+    with open(tmp_path / "calibration" / "config.json", "a") as handle:  # the model aimed at changes afterwards
+        handle.write(" ")
+    assert any("calibration checkpoint" in problem and "has changed" in problem
+               for problem in verify(tmp_path / "out", check_data=False))
 
 
 def test_a_calibration_model_is_refused_for_classes_of_another_kind_or_missing(tmp_path):

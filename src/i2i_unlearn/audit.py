@@ -460,6 +460,13 @@ def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = 
             elif certificate.get("parent_certificate"):
                 problems += [f"earlier deletion: {problem}"
                              for problem in verify(source, check_data, notes, public_key, earlier=True)]
+    calibration = certificate.get("calibration_checkpoint")  # what the deletion aimed at (a forget list's)
+    if calibration:
+        source = Path(calibration["path"])
+        if not source.is_dir():
+            problems.append(f"calibration checkpoint {source} is not there to check")
+        elif checkpoint_digest(source)["sha256"] != calibration["sha256"]:
+            problems.append(f"calibration checkpoint {source} has changed since the deletion")
     if check_data:
         problems += _verify_data(certificate, notes)
     return problems
