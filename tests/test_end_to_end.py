@@ -149,8 +149,10 @@ def test_the_samples_demo_deletes_listed_images_and_checks_them_with_the_calibra
     for column in ("before", "after", "reference"):
         assert set(metrics[column]) == {"retain", "forget", "kept"} and metrics[column]["retain"]["images"] == 40
     assert metrics["data"]["counts"]["forget"] == 32 and metrics["unlearn_config"]["forget_target"] == "unseen"
-    assert metrics["control"]["target_source"].startswith("unseen level")
+    # the MAE deletes image by image against the bundled model (the attack's calibration model too)
+    assert metrics["method"] == "calibrated" and metrics["control"]["target_source"].startswith("calibrated level")
     certificate = json.loads((out / "model" / "certificate.json").read_text())
+    assert certificate["calibration_checkpoint"]["path"] == metrics["calibration_model"]
     assert certificate["membership"]["forgotten"]["after"] == metrics["membership_attacks"]["after"]["forgotten"]
     assert len(certificate["data"]["forget"]["images"]) == 32
     assert (out / "samples.png").stat().st_size > 1000 and "verdict" in (out / "report.html").read_text()
