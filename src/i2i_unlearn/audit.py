@@ -449,27 +449,30 @@ def verify(path: str | Path, check_data: bool = True, notes: list[str] | None = 
             problems.append(f"unlearned checkpoint: {folder / name} {state}")
     original = certificate.get("original_checkpoint")
     if original:
+        problems += _recorded_checkpoint_problems("original", original)
         source = Path(original["path"])
-        if not source.is_dir():
-            problems.append(f"original checkpoint {source} is not there to check")
-        else:
-            if checkpoint_digest(source)["sha256"] != original["sha256"]:
-                problems.append(f"original checkpoint {source} has changed since the deletion")
+        if source.is_dir():
             if parent_certificate(source) != certificate.get("parent_certificate"):
                 problems.append(f"the certificate of {source} does not match the one this deletion recorded")
             elif certificate.get("parent_certificate"):
                 problems += [f"earlier deletion: {problem}"
                              for problem in verify(source, check_data, notes, public_key, earlier=True)]
-    calibration = certificate.get("calibration_checkpoint")  # what the deletion aimed at (a forget list's)
+    calibration = certificate.get("calibration_checkpoint")  # what a forget list's deletion aimed at
     if calibration:
-        source = Path(calibration["path"])
-        if not source.is_dir():
-            problems.append(f"calibration checkpoint {source} is not there to check")
-        elif checkpoint_digest(source)["sha256"] != calibration["sha256"]:
-            problems.append(f"calibration checkpoint {source} has changed since the deletion")
+        problems += _recorded_checkpoint_problems("calibration", calibration)
     if check_data:
         problems += _verify_data(certificate, notes)
     return problems
+
+
+def _recorded_checkpoint_problems(kind: str, recorded: dict) -> list[str]:
+    """A checkpoint a certificate recorded (its path and digest) against what is on disk now."""
+    source = Path(recorded["path"])
+    if not source.is_dir():
+        return [f"{kind} checkpoint {source} is not there to check"]
+    if checkpoint_digest(source)["sha256"] != recorded["sha256"]:
+        return [f"{kind} checkpoint {source} has changed since the deletion"]
+    return []
 
 
 def _verify_data(certificate: dict, notes: list[str]) -> list[str]:

@@ -463,8 +463,9 @@ def _unlearn_config(args, fixed: str | None = None):
         control["retain_budget"] = None
     if args.calibration is not None and not getattr(args, "forget_list", None) \
             and getattr(args, "scenario", None) != "samples":
-        raise UserError("--calibration is for a forget list (--forget-list, or demo --scenario samples): a model "
-                        "that never trained on the listed images; for forget classes leave it out")
+        where = "--scenario samples" if hasattr(args, "scenario") else "a forget list (--forget-list)"
+        raise UserError(f"--calibration is for {where}: a model that never trained on the listed images; for "
+                        "forget classes leave it out")
     return UnlearnConfig(method=args.method, forget_alpha=args.forget_alpha, retain_alpha=args.retain_alpha,
                          noise=args.noise, mask=args.mask, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, beta1=args.beta1, beta2=args.beta2,
@@ -546,7 +547,7 @@ def _run_evaluate(args) -> None:
     from .data import read_membership_lists
     from .evaluate import Evaluator
     from .metrics.membership import describe_attacks
-    from .models import load_model
+    from .models import load_model, same_kind
     from .records import RunRecord, prepare_out_dir
     from .relearn import describe, relearning
     from .viz import completion_rows, sample_grid
@@ -564,7 +565,7 @@ def _run_evaluate(args) -> None:
                         "forget error; pass the checkpoint before unlearning")
     if (args.members is None) != (args.non_members is None):
         raise UserError("--members and --non-members go together: the attack tells one list from the other")
-    references = {name: _same_kind(load_model(path), model, name, path)
+    references = {name: same_kind(load_model(path), model, name, path)
                   for name, path in (("original", args.original), ("retrained", args.retrained),
                                      ("reference", args.reference)) if path}
     attack_reference = references.pop("reference", None)
@@ -614,25 +615,10 @@ def _resolve_task(args, model) -> None:
         model.check_task(args.mask)
 
 
-def _same_kind(reference, model, name: str, path: str):
-    """`reference` when it is of `model`'s family, size, channels and degradation; else one line naming
-    the mismatch."""
-    if (reference.family, reference.image_size, reference.channels) != (model.family, model.image_size,
-                                                                        model.channels):
-        raise UserError(f"--{name} {path} is a {reference.family} model of {reference.image_size}px x "
-                        f"{reference.channels} channel(s); it must match --model ({model.family}, "
-                        f"{model.image_size}px x {model.channels})")
-    if reference.degradation != model.degradation:
-        what = lambda m: f"turns {m.degradation} inputs into images" if m.degradation else "fills holes"  # noqa: E731
-        raise UserError(f"--{name} {path} {what(reference)}, but --model {what(model)}; give a {name} model of the "
-                        "same task")
-    return reference
-
-
 def _run_compare(args) -> None:
     from .compare import compare
     from .methods import METHODS, create_method
-    from .models import load_model
+    from .models import load_model, same_kind
     from .unlearn import load_calibration
 
     config = _unlearn_config(args)
@@ -651,7 +637,7 @@ def _run_compare(args) -> None:
     _resolve_task(args, model)
     model.check_steps(args.sampling_steps)
     if args.retrained:
-        _same_kind(load_model(args.retrained), model, "retrained", args.retrained)  # now, not after every method
+        same_kind(load_model(args.retrained), model, "retrained", args.retrained)  # now, not after every method
     splits = _splits(args, model)
     compare(args.model, splits, _eval_sets(args, splits), config, methods, args.out, args.retrained,
             args.task, cpu=args.cpu, features=args.features, classifier=args.classifier,
@@ -738,7 +724,7 @@ def _run_train_classifier(args) -> None:
 
 
 def _run_relearn_probe(args) -> None:
-    from .models import load_model
+    from .models import load_model, same_kind
     from .relearn import ProbeConfig, relearn_probe
 
     config = ProbeConfig(images=args.probe_images, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -747,7 +733,7 @@ def _run_relearn_probe(args) -> None:
     models = {"unlearned": load_model(args.model)}
     for name, path in (("original", args.original), ("retrained", args.retrained)):
         if path:
-            models[name] = _same_kind(load_model(path), models["unlearned"], name, path)
+            models[name] = same_kind(load_model(path), models["unlearned"], name, path)
     splits = _splits(args, models["unlearned"])
     record = relearn_probe(models, splits, config, args.out, args.sampling_steps)
     print(f"forget-test hole MSE before -> after {config.steps} fine-tuning steps on {config.images} forget images:")

@@ -16,7 +16,7 @@ from .data import (Splits, emphasise_in_retain, exclude_from_retain, hold_out_va
 from .errors import UserError, check_memory, check_number
 from .memorise import training_mix
 from .methods import AUTO, METHODS, create_method, resolve_method
-from .models import I2IModel, checkpoint_folder, load_model
+from .models import I2IModel, checkpoint_folder, load_model, same_kind
 from .models.base import save_dtype, stored_dtype
 from .records import RunRecord, atomic_out_dir, check_out_dir, failure_recorded, partial_state, run_identity
 from .viz import control_plot
@@ -121,12 +121,7 @@ def retain_as_trained(splits: Splits, source: Path) -> Splits:
 def load_calibration(path: str, model: I2IModel) -> I2IModel:
     """The calibration model of a forget list: a checkpoint of the same kind as `model` that never trained
     on the listed images (the model before the fine-tune that saw them)."""
-    calibration = load_model(path)
-    theirs, ours = ((m.family, m.image_size, m.channels, m.degradation) for m in (calibration, model))
-    if theirs != ours:
-        raise UserError(f"the calibration model {path} is a {theirs[0]} model of {theirs[2]}x{theirs[1]}x{theirs[1]} "
-                        f"images ({theirs[3] or 'holes'}), the model to unlearn a {ours[0]} model of "
-                        f"{ours[2]}x{ours[1]}x{ours[1]} ({ours[3] or 'holes'}); give the model it was fine-tuned from")
+    calibration = same_kind(load_model(path), model, "calibration", path)
     generator = torch.Generator().manual_seed(0)
     probe = torch.rand(1, model.channels, model.image_size, model.image_size, generator=generator)
     try:
@@ -190,7 +185,7 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     torch.manual_seed(config.seed)
     method = create_method(config.method, model, calibration=calibration, mask=config.mask,
                            forget_alpha=config.forget_alpha, retain_alpha=config.retain_alpha, noise=config.noise)
-    if hasattr(method, "scale"):
+    if needs_calibration:
         method.scale.fill_(scale)
     parameters = method.trainable_parameters()
     if log_dir is None:

@@ -110,6 +110,21 @@ def family_of(folder: Path) -> str:
     return family
 
 
+def same_kind(reference: I2IModel, model: I2IModel, name: str, path: str) -> I2IModel:
+    """`reference` (given as --`name` `path`) when it is of `model`'s family, size, channels and
+    degradation; else one line naming the mismatch."""
+    if (reference.family, reference.image_size, reference.channels) != (model.family, model.image_size,
+                                                                        model.channels):
+        raise UserError(f"--{name} {path} is a {reference.family} model of {reference.image_size}px x "
+                        f"{reference.channels} channel(s); it must match --model ({model.family}, "
+                        f"{model.image_size}px x {model.channels})")
+    if reference.degradation != model.degradation:
+        what = lambda m: f"turns {m.degradation} inputs into images" if m.degradation else "fills holes"  # noqa: E731
+        raise UserError(f"--{name} {path} {what(reference)}, but --model {what(model)}; give a {name} model of the "
+                        "same task")
+    return reference
+
+
 def load_model(path: str | Path) -> I2IModel:
     """Load a checkpoint folder of any family; `bundled` or `bundled:NAME` for ours."""
     folder = checkpoint_folder(path)
@@ -117,4 +132,5 @@ def load_model(path: str | Path) -> I2IModel:
 
 
 __all__ = ["I2IModel", "Draw", "noise_like", "NOISE_KINDS", "MAEModel", "DiffusionModel", "VQGANModel", "FAMILIES",
-           "create_model", "load_model", "bundled_model_path", "bundled_for_task", "bundled_names", "checkpoint_folder", "family_of"]
+           "create_model", "load_model", "same_kind", "bundled_model_path", "bundled_for_task", "bundled_names",
+           "checkpoint_folder", "family_of"]
