@@ -2,14 +2,16 @@
 
     python benchmarks/erasure.py --family mae --methods i2i,max_loss
     python benchmarks/erasure.py --family vqgan --classes "Pullover,Ankle boot" --methods max_loss --json out.json
+    python benchmarks/erasure.py --model runs/mae-emoji --retrained runs/mae-emoji-retrain --dataset emoji \
+        --classes "Food & Drink,Flags" --methods i2i,max_loss,i2i_max_loss
 
-For one bundled model and one request (Fashion-MNIST classes; default Trouser + Bag), each method runs
+For one model (a bundled one, or `--model` with its `--dataset`) and one request (default Trouser + Bag), each method runs
 with every default (a controlled run: 5% retain budget, at most 600 steps), then goes through the same
 evaluation (centre inpainting, 50 test images per class: hole MSE and FID, ratios to the original) and
 the relearning probe with both attackers (relearn.py; the original model is the reference of "steps to
-relearn"). Where the bundled model retrained without exactly these classes exists, it is evaluated and
-probed once as the bar, and each method's default-attacker curve is divided by its curve ("÷ retrained":
-the goal is at least 0.9 at every step). Cost: the unlearning seconds against the seconds the bundled
+relearn"). Where a model retrained without exactly these classes exists (bundled, or `--retrained`), it is
+evaluated and probed once as the bar, and each method's default-attacker curve is divided by its curve ("÷ retrained":
+the goal is at least 0.9 at every step). Cost: the unlearning seconds against the seconds the
 retrained model's training took (its train_record.json). Prints one Markdown row per model.
 """
 
@@ -44,22 +46,25 @@ def row(name: str, metrics: dict, before: dict, probe: dict, reference: list[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", default="mae")
+    parser.add_argument("--family", default="mae", help="the bundled model's family (ignored with --model)")
+    parser.add_argument("--model", default=None, help="a checkpoint instead of the bundled model")
+    parser.add_argument("--retrained", default=None, help="that checkpoint retrained without --classes (the bar)")
+    parser.add_argument("--dataset", default="fashion-mnist", help="the data --model was trained on")
     parser.add_argument("--classes", default="Trouser,Bag")
     parser.add_argument("--methods", default="i2i,max_loss")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
-    source = f"bundled:{args.family}"
+    source = args.model or f"bundled:{args.family}"
     original = load_model(source)
-    steps = DEMO_STEPS.get(args.family)
-    splits = make_splits("fashion-mnist", original.image_size, original.channels,
+    steps = DEMO_STEPS.get(original.family)
+    splits = make_splits(args.dataset, original.image_size, original.channels,
                          forget_classes=args.classes.split(","), seed=args.seed)
     evaluator = Evaluator(splits, eval_sets(splits, 50, args.seed), seed=args.seed, steps=steps, membership=False,
                           progress=False)
     before, _, _ = evaluator(original)
     results, reference, retrain_seconds = {}, None, None
-    retrained_path = bundled_retrained(args.family, splits.forget_classes)
+    retrained_path = args.retrained or (None if args.model else bundled_retrained(args.family, splits.forget_classes))
     print("| model | retain MSE | retain FID | forget MSE | forget FID | default attacker: 0 / 15 / 30 / 45 / 60 | "
           "÷ retrained (lowest) | steps to relearn (default / strong) | cost |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -85,7 +90,7 @@ def main() -> None:
                            "control": record["control"]["message"]}
         print(row(method, metrics, before, probe, reference, seconds, retrain_seconds), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"family": args.family, "classes": splits.forget_classes,
+        Path(args.json).write_text(json.dumps({"model": source, "dataset": args.dataset, "classes": splits.forget_classes,
                                                "before": before, "results": results}, indent=1))
 
 
