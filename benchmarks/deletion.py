@@ -5,6 +5,7 @@
     python benchmarks/deletion.py --family mae --lists DIR --memorised M --reference R --calibration C
     python benchmarks/deletion.py --family mae --uncalibrated
     python benchmarks/deletion.py --family vqgan --other-holes random:0.5,random:0.25
+    python benchmarks/deletion.py --family vqgan --forget-target attack
 
 A model that memorised a private set (default: the bundled one of the family and its lists,
 assets/private-fashion-mnist) deletes the images of forget.txt with every default (the calibration
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--calibration", default=None, help="default: the family's bundled model")
     parser.add_argument("--requests", type=int, default=1, help="split forget.txt into this many requests in a row")
     parser.add_argument("--method", default="auto")
+    parser.add_argument("--forget-target", default="auto", help="as unlearn's, e.g. attack (docs/deletion.md, H9)")
     parser.add_argument("--uncalibrated", action="store_true",
                         help="delete without the calibration model (the unseen level of a population, as before H6)")
     parser.add_argument("--other-holes", default="", help="also attack the final model under these masks, e.g. "
@@ -77,7 +79,7 @@ def main() -> None:
     kept = Subset(train, read_forget_list(lists / "kept.txt", train))
     outside = Subset(test, read_forget_list(lists / "non_members.txt", test))
     requests = [forget_ids[k::args.requests] for k in range(args.requests)]
-    config = UnlearnConfig(method=args.method, seed=args.seed,
+    config = UnlearnConfig(method=args.method, seed=args.seed, forget_target=args.forget_target,
                            calibration=None if args.uncalibrated else str(calibration_path))
     work = Path(tempfile.mkdtemp(prefix="deletion-"))
 

@@ -5,14 +5,15 @@
     python benchmarks/erasure.py --model runs/mae-emoji --retrained runs/mae-emoji-retrain --dataset emoji \
         --classes "Food & Drink,Flags" --methods i2i,max_loss,i2i_max_loss
 
-For one model (a bundled one, or `--model` with its `--dataset`) and one request (default Trouser + Bag), each method runs
-with every default (a controlled run: 5% retain budget, at most 600 steps), then goes through the same
-evaluation (centre inpainting, 50 test images per class: hole MSE and FID, ratios to the original) and
-the relearning probe with both attackers (relearn.py; the original model is the reference of "steps to
-relearn"). Where a model retrained without exactly these classes exists (bundled, or `--retrained`), it is
-evaluated and probed once as the bar, and each method's default-attacker curve is divided by its curve ("÷ retrained":
-the goal is at least 0.9 at every step). Cost: the unlearning seconds against the seconds the
-retrained model's training took (its train_record.json). Prints one Markdown row per model.
+For one model (a bundled one, or `--model` with its `--dataset`) and one request (default Trouser +
+Bag), each method runs with every default (a controlled run: 5% retain budget, at most 600 steps),
+then goes through the same evaluation (centre inpainting, 50 test images per class: hole MSE and FID,
+ratios to the original) and the relearning probe with both attackers (relearn.py; the original model
+is the reference of "steps to relearn"). Where a model retrained without exactly these classes exists
+(bundled, or `--retrained`), it is evaluated and probed once as the bar, and each method's
+default-attacker curve is divided by its curve ("÷ retrained": the goal is at least 0.9 at every step).
+Cost: the unlearning seconds against the seconds the retrained model's training took (its
+train_record.json). Prints one Markdown row per model.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def main() -> None:
                            "control": record["control"]["message"]}
         print(row(method, metrics, before, probe, reference, seconds, retrain_seconds), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": source, "dataset": args.dataset, "classes": splits.forget_classes,
-                                               "before": before, "results": results}, indent=1))
+        Path(args.json).write_text(json.dumps({"model": source, "dataset": args.dataset,
+                                               "classes": splits.forget_classes, "before": before,
+                                               "results": results}, indent=1))
 
 
 if __name__ == "__main__":

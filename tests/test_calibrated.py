@@ -10,7 +10,7 @@ import torch
 from i2i_unlearn import UserError
 from i2i_unlearn.audit import checkpoint_digest, verify
 from i2i_unlearn.cli import main
-from i2i_unlearn.control import calibration_scale, family_loss
+from i2i_unlearn.control import calibrated_auc, calibration_scale, family_loss
 from i2i_unlearn.methods import AUTO, create_method, resolve_method
 from i2i_unlearn.models import FAMILIES, create_model
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn
@@ -144,3 +144,36 @@ def test_a_family_that_aims_at_the_unseen_level_keeps_it_by_default_given_a_cali
     _, record = unlearn(model, forget_list_request(tmp_path), config)
     assert record["config"]["method"] == "i2i_max_loss" and "calibration_scale" not in record["config"]
     assert record["control"]["target_source"].startswith("unseen level")
+
+
+def test_the_calibrated_auc_counts_the_pairs_a_listed_image_wins():
+    # scores (reference loss minus model loss): listed 3, 2, 1; unseen 0, 1.5; the listed image wins 5 of 6 pairs
+    auc = calibrated_auc(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 4.0, 4.0]),
+                         torch.tensor([1.0, 1.0]), torch.tensor([1.0, 2.5]))
+    assert auc == pytest.approx(5 / 6)
+
+
+def test_the_attack_target_steers_on_the_attacks_auc_and_says_so(tmp_path):
+    model = _tiny_mae()
+    nudged_copy(model).save_pretrained(tmp_path / "calibration")
+    config = UnlearnConfig(steps=4, batch_size=4, check_every=2, val_images=6, forget_target="attack",
+                           calibration=str(tmp_path / "calibration"))
+    _, record = unlearn(model, forget_list_request(tmp_path), config)
+    control = record["control"]
+    assert control["forget_target"] == "attack" and control["target_source"].startswith("the calibrated attack")
+    assert len(control["path"]) >= 2
+    for entry in control["path"]:  # the measure the point target reads is 1.5 - AUC: 1 where the attack cannot tell
+        assert 0 <= entry["forget_auc"] <= 1
+        assert entry["forget_error"] == pytest.approx(1.5 - entry["forget_auc"], abs=1e-5)
+    assert "the calibrated attack's AUC on the validation split" in control["message"]
+
+
+def test_the_attack_target_needs_a_forget_list_and_a_calibration_model(tmp_path):
+    model = _tiny_mae()
+    splits = forget_list_request(tmp_path)
+    with pytest.raises(UserError, match="--forget-target attack needs --calibration MODEL"):
+        unlearn(model, splits, UnlearnConfig(steps=2, forget_target="attack"))
+    classes = forget_list_request(tmp_path)
+    classes.info = {**classes.info, "forget_list": None}
+    with pytest.raises(UserError, match="--forget-target attack is for a forget list"):
+        unlearn(model, classes, UnlearnConfig(steps=2, forget_target="attack"))

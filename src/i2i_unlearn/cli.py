@@ -412,7 +412,9 @@ def _add_unlearn_flags(parser):
                         help="forget validation error to reach: 'noise' (default for --forget-classes: the model's "
                              "error when it sees noise instead of the image, but at least 1.3x the original error), "
                              "'unseen' (default for --forget-list: its error on held-out images of the same classes, "
-                             "never trained on) or a ratio to the original error, e.g. 3")
+                             "never trained on), 'attack' (a forget list with --calibration: until the calibrated "
+                             "membership attack cannot tell the listed images from held-out ones, AUC 0.5 +- 0.05) "
+                             "or a ratio to the original error, e.g. 3")
     parser.add_argument("--calibration", default=None, metavar="MODEL",
                         help="for a forget list: a model that never trained on the listed images (the model before "
                              "the fine-tune that saw them); the deletion then aims each image at that model's loss "

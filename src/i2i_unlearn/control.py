@@ -25,8 +25,11 @@ two measurements differ only by the weights) and the family's embedding distance
   two models' ratio on the unseen ones: the listed images may be harder or easier than the unseen
   ones, which a population mean cannot know (docs/deletion.md, H6). This
   target is a point, not a floor: reached within POINT_TOLERANCE of it, the closest checkpoint
-  kept, and a check that finds the error past it goes back to the closest one, weaker. Or a
-  number R: R times the original error.
+  kept, and a check that finds the error past it goes back to the closest one, weaker. "attack"
+  (a forget list with a calibration model): the run reads the calibrated membership attack itself,
+  the AUC of the listed validation images against the held-out unseen ones, and aims at 0.5 within
+  POINT_TOLERANCE: a mean loss can sit at its level while the images the attack ranks first are
+  still memorised (docs/deletion.md, H9). Or a number R: R times the original error.
 - Strength: the method's `forget_alpha` (the weight of the forget term against the retain
   term). While less than half the budget is used, it grows by GROW at each check. When a check
   finds the budget exceeded, `forget_alpha` shrinks by SHRINK and the run goes on from where it
@@ -56,6 +59,7 @@ import torch
 from .data import make_mask, parse_task
 from .errors import UserError, check_number
 from .metrics import hole_mse
+from .metrics.membership import roc_auc
 from .models import I2IModel, noise_like
 
 GROW = 1.5  # forget_alpha multiplier at a check that finds less than half the budget used
@@ -72,19 +76,32 @@ MIN_RISE = 0.02  # a kept forget error less than this much (relative) over the o
 # MIN_GAIN of the way to the target, is no progress (the way alone misjudges a far target)
 
 
-TARGETS = ("auto", "noise", "unseen")
+TARGETS = ("auto", "noise", "unseen", "attack")
 
 
 @torch.no_grad()
-def family_loss(model: I2IModel, images: torch.Tensor, task: str, seed: int, steps: int | None = None) -> float:
-    """The model's mean loss on `images` in its family's own terms (the loss attack's: minus
+def family_losses(model: I2IModel, images: torch.Tensor, task: str, seed: int,
+                  steps: int | None = None) -> torch.Tensor:
+    """The model's loss on each of `images` in its family's own terms (the loss attack's: minus
     `membership_scores`), under fixed holes and draws: two models measured alike differ only by
     their weights."""
     device = next(model.parameters()).device
     images = images.to(device)
     hole = make_mask(task, len(images), model.image_size, model.mask_cell, torch.Generator().manual_seed(seed))
-    scores = model.membership_scores(images, hole.to(device), torch.Generator().manual_seed(seed), steps)
-    return float(-scores.mean())
+    return -model.membership_scores(images, hole.to(device), torch.Generator().manual_seed(seed), steps).cpu()
+
+
+def family_loss(model: I2IModel, images: torch.Tensor, task: str, seed: int, steps: int | None = None) -> float:
+    """The mean of `family_losses`."""
+    return float(family_losses(model, images, task, seed, steps).mean())
+
+
+def calibrated_auc(listed: torch.Tensor, listed_reference: torch.Tensor, unseen: torch.Tensor,
+                   unseen_reference: torch.Tensor) -> float:
+    """The calibrated attack's AUC of listed images against unseen ones, from per-image losses under the
+    model and under a reference that never saw either: each image scores its reference loss minus its
+    model loss (higher: better known than the reference explains)."""
+    return roc_auc(listed_reference - listed, unseen_reference - unseen)
 
 
 def calibration_scale(model: I2IModel, calibration: I2IModel, unseen: torch.Tensor | None, task: str,
@@ -107,8 +124,8 @@ def resolve_target(target: str, forget_list: bool) -> str:
     model completes about as well as its training images: nothing to aim at)."""
     if target == "auto":
         return "unseen" if forget_list else "noise"
-    if target == "unseen" and not forget_list:
-        raise UserError("--forget-target unseen is for a forget list (sample-level deletion); for forget classes "
+    if target in ("unseen", "attack") and not forget_list:
+        raise UserError(f"--forget-target {target} is for a forget list (sample-level deletion); for forget classes "
                         "use 'noise' or a ratio such as 3")
     return target
 
@@ -118,7 +135,7 @@ class ControlConfig:
     """Settings of a controlled run (see the module docstring)."""
 
     retain_budget: float = 0.05
-    forget_target: str = "noise"  # "noise", "unseen" or a ratio to the original forget validation error
+    forget_target: str = "noise"  # "noise", "unseen", "attack" or a ratio to the original forget validation error
     check_every: int = 25
     val_images: int = 64  # held-out images per set (forget, retain)
     task: str | None = None  # what the errors are measured on; None: the model's evaluation task
@@ -140,7 +157,7 @@ class ControlConfig:
         try:
             ratio = float(self.forget_target)
         except ValueError:
-            raise UserError(f"--forget-target must be 'noise', 'unseen' or a ratio above 1 such as 3, "
+            raise UserError(f"--forget-target must be 'noise', 'unseen', 'attack' or a ratio above 1 such as 3, "
                             f"not {self.forget_target!r}") from None
         check_number("forget-target", ratio, 1, inclusive=False)
         return ratio
@@ -167,11 +184,26 @@ class Controller:
         self.backoffs, self.stalled, self.over, self.stop_reason = 0, 0, 0, None
         self.mark = None  # the entry at the last new progress (stalling is counted from it)
         self.path: list[dict] = []
-        self.point = config.forget_target == "unseen"  # aim at the target, not past it, in the family's loss
+        self.point = config.forget_target in ("unseen", "attack")  # aim at the target, not past it
+        self.attack = None  # for the "attack" target: the calibration model's losses, and the unseen images
+        if config.forget_target == "attack":
+            if calibration is None or unseen_val is None or not len(unseen_val):
+                raise UserError("--forget-target attack needs --calibration MODEL and held-out images of the listed "
+                                "images' classes (the attack compares the two); use 'unseen' without them")
+            with torch.random.fork_rng(devices=[]):
+                calibration.eval()
+                self.attack = (family_losses(calibration, forget_val, self.task, seed, sampling_steps),
+                               family_losses(calibration, unseen_val, self.task, seed, sampling_steps), unseen_val)
         self.start = self._measure()
         ratio = config.target_ratio()
         self.noise_level = None
-        if config.forget_target == "unseen" and calibration is not None:
+        if self.attack is not None:
+            # the measure is 1.5 - AUC: 1 where the attack cannot tell (AUC 0.5), so that POINT_TOLERANCE of it
+            # is 0.05 of AUC, and past it (AUC below 0.45) the deletion itself shows
+            self.target = 1.0
+            self.target_source = (f"the calibrated attack (AUC of the listed images against {len(unseen_val)} held-out "
+                                  "images of the same classes, 0.5 = cannot tell)")
+        elif config.forget_target == "unseen" and calibration is not None:
             with torch.random.fork_rng(devices=[]):
                 self.target = scale * family_loss(calibration.eval(), forget_val, self.task, seed, sampling_steps)
             seen = f"{len(unseen_val)} held-out images" if unseen_val is not None and len(unseen_val) else "no image"
@@ -250,6 +282,12 @@ class Controller:
             torch.manual_seed(self.seed)
             self.model.eval()
             values = {f"{name}_error": self._error(images, own_loss=self.point) for name, images in self.images.items()}
+            if self.attack is not None:
+                listed, unseen, unseen_images = self.attack
+                values["forget_auc"] = calibrated_auc(
+                    family_losses(self.model, self.images["forget"], self.task, self.seed, self.sampling_steps),
+                    listed, family_losses(self.model, unseen_images, self.task, self.seed, self.sampling_steps), unseen)
+                values["forget_error"] = 1.5 - values["forget_auc"]
             device = next(self.model.parameters()).device
             model, teacher = self.model, self.method.teacher
             for name, images in self.images.items():
@@ -390,9 +428,14 @@ class Controller:
         reason = stopped_by = self.stop_reason or ("settled" if settled else "steps")
         pct = 100 * self.config.retain_budget
         measured = "loss" if self.point else "error"  # a point target is measured in the family's own loss
-        state = (f"forget validation {measured} {best['forget_ratio']:.2f}x the original (target "
-                 f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]}), retain "
-                 f"{100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step {best['step']}")
+        if self.attack is not None:
+            forget = (f"the calibrated attack's AUC on the validation split {best['forget_auc']:.3f} (was "
+                      f"{self.start['forget_auc']:.3f}; target 0.5 within {POINT_TOLERANCE:g})")
+        else:
+            forget = (f"forget validation {measured} {best['forget_ratio']:.2f}x the original (target "
+                      f"{self.target / self.start['forget_error']:.2f}x, {self.target_source.split(' (')[0]})")
+        state = (f"{forget}, retain {100 * best['retain_rise']:+.1f}% (budget {pct:g}%), kept the model of step "
+                 f"{best['step']}")
         if reason not in ("target", "overshoot") and best["forget_progress"] < MIN_GAIN \
                 and best["forget_ratio"] < 1 + MIN_RISE:
             reason = "no_progress"  # whatever stopped it, the budget did not: nothing was forgotten

@@ -165,7 +165,11 @@ def unlearn(model: I2IModel, splits: Splits, config: UnlearnConfig, out: str | P
     needs_calibration = name in METHODS and METHODS[name].needs_calibration
     if needs_calibration and calibration is None:
         create_method(config.method, model)  # its one-line error, before anything is written
-    if not (model.calibrated_deletion or needs_calibration):
+    attack = config.control() is not None and config.forget_target == "attack"
+    if attack and calibration is None:
+        raise UserError("--forget-target attack needs --calibration MODEL: the attack it reads compares the model "
+                        "with one that never trained on the listed images")
+    if not (model.calibrated_deletion or needs_calibration or attack):
         calibration = None  # a family that aims at the unseen level (I2IModel.calibrated_deletion)
     unseen = None
     if calibration is not None or (config.control() is not None and config.forget_target == "unseen"):
