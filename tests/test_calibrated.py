@@ -10,7 +10,8 @@ import torch
 from i2i_unlearn import UserError
 from i2i_unlearn.audit import checkpoint_digest, verify
 from i2i_unlearn.cli import main
-from i2i_unlearn.control import calibrated_auc, calibration_scale, family_loss
+from i2i_unlearn.control import calibration_scale, family_loss
+from i2i_unlearn.metrics.membership import calibrated_auc
 from i2i_unlearn.methods import AUTO, create_method, resolve_method
 from i2i_unlearn.models import FAMILIES, create_model
 from i2i_unlearn.unlearn import UnlearnConfig, unlearn

@@ -59,7 +59,7 @@ import torch
 from .data import make_mask, parse_task
 from .errors import UserError, check_number
 from .metrics import hole_mse
-from .metrics.membership import roc_auc
+from .metrics.membership import calibrated_auc
 from .models import I2IModel, noise_like
 
 GROW = 1.5  # forget_alpha multiplier at a check that finds less than half the budget used
@@ -94,14 +94,6 @@ def family_losses(model: I2IModel, images: torch.Tensor, task: str, seed: int,
 def family_loss(model: I2IModel, images: torch.Tensor, task: str, seed: int, steps: int | None = None) -> float:
     """The mean of `family_losses`."""
     return float(family_losses(model, images, task, seed, steps).mean())
-
-
-def calibrated_auc(listed: torch.Tensor, listed_reference: torch.Tensor, unseen: torch.Tensor,
-                   unseen_reference: torch.Tensor) -> float:
-    """The calibrated attack's AUC of listed images against unseen ones, from per-image losses under the
-    model and under a reference that never saw either: each image scores its reference loss minus its
-    model loss (higher: better known than the reference explains)."""
-    return roc_auc(listed_reference - listed, unseen_reference - unseen)
 
 
 def calibration_scale(model: I2IModel, calibration: I2IModel, unseen: torch.Tensor | None, task: str,

@@ -91,6 +91,14 @@ def describe_attacks(result: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrated_auc(member_losses: torch.Tensor, member_reference_losses: torch.Tensor,
+                   outside_losses: torch.Tensor, outside_reference_losses: torch.Tensor) -> float:
+    """The calibrated attack's AUC from per-image losses (the family's, minus its membership scores)
+    under the model and under the reference: each image scores its reference loss minus its model loss,
+    as `membership_attacks` scores it."""
+    return roc_auc(member_reference_losses - member_losses, outside_reference_losses - outside_losses)
+
+
 def reference_pair(reference, members: Dataset, non_members: Dataset, task: str | None = None, seed: int = 0,
                    steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference model's scores of the members and of the non-members (the calibration)."""
