@@ -273,7 +273,8 @@ class Controller:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.model.eval()
-            values = {f"{name}_error": self._error(images, own_loss=self.point) for name, images in self.images.items()}
+            values = {f"{name}_error": self._error(images, own_loss=self.point) for name, images in self.images.items()
+                      if self.attack is None or name != "forget"}  # the attack's measure replaces the forget one
             if self.attack is not None:
                 listed, unseen, unseen_images = self.attack
                 values["forget_auc"] = calibrated_auc(
