@@ -1,0 +1,249 @@
+"""Does a rebuilt decoder erase? An MAE whose decoder is re-initialised and distilled on retain images only.
+
+    python benchmarks/rebuild_decoder.py
+    python benchmarks/rebuild_decoder.py --classes "Pullover,Ankle boot"
+    python benchmarks/rebuild_decoder.py --keep-decoder          # the ablation: same training, no re-initialisation
+    python benchmarks/rebuild_decoder.py --model runs/mae-emoji --retrained runs/mae-emoji-retrain --dataset emoji \
+        --classes "Food & Drink,Flags"
+
+The relearning probe finds the way back to forgotten classes in the MAE's decoder (docs/relearning.md,
+"Which half carries the way back"): the original encoder with a decoder that never saw the classes
+relearns as slowly as the retrained model. This experiment builds such a decoder without retraining the
+model: the decoder is re-initialised (transformers' own initialisation; the fixed position table kept)
+and trained, with the original encoder frozen, to match the frozen original model's predictions on
+retain training images under the training mask (mean squared error over every patch). The forget images
+are never used. Then the same evaluation and relearning probe as benchmarks/erasure.py. The retain and
+forget errors of the centre hole are printed every 100 steps (outside the timed steps), so one run also
+shows when retain recovers. MAE only: it reaches into ViTMAE's decoder. Not part of the package (yet):
+docs/relearning.md, H12, says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from erasure import row
+from i2i_unlearn import load_model, make_splits
+from i2i_unlearn.data import make_mask, stack_images, subset_per_class
+from i2i_unlearn.engine import loader
+from i2i_unlearn.evaluate import Evaluator, eval_sets
+from i2i_unlearn.metrics import hole_mse
+from i2i_unlearn.models import checkpoint_folder
+from i2i_unlearn.relearn import relearning
+
+
+@torch.no_grad()
+def centre_error(model, images: torch.Tensor) -> float:
+    model.eval()
+    hole = make_mask("center", len(images), model.image_size, model.mask_cell)
+    completed = model.complete(images, hole, torch.Generator().manual_seed(0))
+    return float(hole_mse(completed, images, hole).mean())
+
+
+def layer_outputs(decoder) -> tuple[list, list]:
+    """A list that each forward pass fills with the outputs of the decoder's transformer layers, and
+    the hooks that fill it (to remove)."""
+    outputs = []
+    hooks = [layer.register_forward_hook(lambda module, args, out: outputs.append(out[0] if isinstance(out, tuple) else out))
+             for layer in decoder.decoder_layers]
+    return outputs, hooks
+
+
+def salient_reset(model, splits, fraction: float, seed: int, batches: int = 4, batch_size: int = 64) -> None:
+    """Re-initialise the `fraction` of the decoder's weights whose task-loss gradient on forget images is
+    largest against their gradient on retain images (summed magnitudes over `batches` batches of each)."""
+    decoder = model.hf.decoder
+    named = [(name, p) for name, p in decoder.named_parameters() if name != "decoder_pos_embed"]
+    fresh = copy.deepcopy(model)
+    fixed = fresh.hf.decoder.decoder_pos_embed.detach().clone()
+    fresh.hf.decoder.apply(fresh.hf._init_weights)
+    fresh_values = dict(fresh.hf.decoder.named_parameters())
+    sums = {}
+    for subset in ("forget", "retain"):
+        totals = {name: torch.zeros_like(p) for name, p in named}
+        batches_of = iter(loader(getattr(splits, subset), batch_size, seed))
+        draws = torch.Generator().manual_seed(seed)
+        for _ in range(batches):
+            images = next(batches_of)[0]
+            model.zero_grad()
+            model.task_loss(images, model.draw(images, model.training_task, draws)).backward()
+            for name, p in named:
+                totals[name] += p.grad.abs()
+        sums[subset] = totals
+    model.zero_grad()
+    scores = {name: sums["forget"][name] / (sums["retain"][name] + 1e-12) for name, _ in named}
+    flat = torch.cat([score.flatten() for score in scores.values()])
+    threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values
+    with torch.no_grad():
+        for name, p in named:
+            chosen = scores[name] > threshold
+            p[chosen] = fresh_values[name][chosen]
+        decoder.decoder_pos_embed.copy_(fixed)
+
+
+def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int, reinitialise: bool,
+            match_hidden: bool = False, salient: float | None = None, say=print):
+    """A copy of `original` whose decoder is (re-initialised and) distilled from `original` on retain
+    images (with `match_hidden`, each decoder layer's output too); returns it, the seconds the training
+    steps took, and the log of (step, retain, forget) ratios."""
+    torch.manual_seed(seed)
+    student, teacher = copy.deepcopy(original), copy.deepcopy(original).eval().requires_grad_(False)
+    decoder = student.hf.decoder
+    fixed = decoder.decoder_pos_embed.detach().clone()
+    if salient is not None:
+        student.requires_grad_(True)
+        salient_reset(student, splits, salient, seed)
+    elif reinitialise:
+        decoder.apply(student.hf._init_weights)
+        with torch.no_grad():
+            decoder.decoder_pos_embed.copy_(fixed)
+    student.requires_grad_(False)
+    parameters = [p for name, p in decoder.named_parameters() if name != "decoder_pos_embed"]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
+    warmup = min(50, steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    hooks, hidden = [], None
+    if match_hidden:
+        (mine, own_hooks), (theirs, their_hooks) = layer_outputs(decoder), layer_outputs(teacher.hf.decoder)
+        hooks, hidden = own_hooks + their_hooks, (mine, theirs)
+    retain_probe = stack_images(subset_per_class(splits.retain_test, 25, seed), 200)
+    forget_probe = stack_images(subset_per_class(splits.forget_test, 50, seed), 100)
+    base = centre_error(original, retain_probe), centre_error(original, forget_probe)
+    draws, batches = torch.Generator().manual_seed(seed), iter(loader(splits.retain, batch_size, seed))
+    seconds, log = 0.0, []
+    for step in range(1, steps + 1):
+        images = next(batches)[0]
+        start = time.perf_counter()
+        student.train()
+        draw = student.draw(images, student.training_task, draws)
+        with torch.no_grad():
+            target = teacher.predict(images, draw)
+        loss = ((student.predict(images, draw) - target) ** 2).mean()
+        if hidden:
+            loss = loss + sum(((h - t) ** 2).mean() for h, t in zip(*hidden)) / len(hidden[0])
+            hidden[0].clear(), hidden[1].clear()
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimiser.step()
+        schedule.step()
+        seconds += time.perf_counter() - start
+        if step % 100 == 0 or step == steps:
+            retain, forget = centre_error(student, retain_probe) / base[0], centre_error(student, forget_probe) / base[1]
+            log.append({"step": step, "seconds": round(seconds, 1), "loss": round(loss.item(), 5),
+                        "retain": round(retain, 4), "forget": round(forget, 4)})
+            if hidden:
+                hidden[0].clear(), hidden[1].clear()  # the evaluation's passes
+            say(f"step {step}: {seconds:.0f} s, distillation loss {loss.item():.4f}, centre-hole error "
+                f"retain {retain:.3f}x, forget {forget:.3f}x the original's")
+    for hook in hooks:
+        hook.remove()
+    student.check_finite()
+    return student, seconds, log
+
+
+def step_cost(original, splits, batch_size: int, steps: int = 30) -> float:
+    """Seconds of one rebuild step over seconds of one training step of the whole MAE (its own loss,
+    every generator parameter, AdamW), both measured here, one after the other, on the same batches."""
+    images = next(iter(loader(splits.retain, batch_size, 0)))[0]
+
+    def timed(parameters, loss_of) -> float:
+        optimiser = torch.optim.AdamW(parameters, lr=1e-4)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = loss_of()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        return (time.perf_counter() - start) / steps
+
+    whole = copy.deepcopy(original).train()
+    train_step = timed(whole.freeze_all_but_generator(), lambda: whole.task_loss(images, whole.draw(images)))
+    student, teacher = copy.deepcopy(original).train(), copy.deepcopy(original).eval().requires_grad_(False)
+    student.requires_grad_(False)
+    parameters = [p for name, p in student.hf.decoder.named_parameters() if name != "decoder_pos_embed"]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+
+    def distillation():
+        draw = student.draw(images)
+        with torch.no_grad():
+            target = teacher.predict(images, draw)
+        return ((student.predict(images, draw) - target) ** 2).mean()
+
+    return timed(parameters, distillation) / train_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="bundled:mae", help="an MAE checkpoint (default: the bundled one)")
+    parser.add_argument("--retrained", default=None, help="that checkpoint retrained without --classes (the bar)")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--classes", default="Trouser,Bag")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--keep-decoder", action="store_true", help="the ablation: distil without re-initialising")
+    parser.add_argument("--salient", type=float, default=None,
+                        help="re-initialise only this fraction of the decoder's weights, the most forget-specific (H14)")
+    parser.add_argument("--match-hidden", action="store_true", help="also match each decoder layer's output (H13)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only time a rebuild step against a training step of the whole model and print the ratio")
+    args = parser.parse_args()
+    original = load_model(args.model)
+    if original.family != "mae":
+        parser.error(f"{args.model} is a {original.family} model; this experiment rebuilds an MAE's decoder")
+    splits = make_splits(args.dataset, original.image_size, original.channels,
+                         forget_classes=args.classes.split(","), seed=args.seed)
+    if args.cost_only:
+        ratio = step_cost(original, splits, args.batch_size)
+        print(f"a rebuild step costs {ratio:.3f}x a training step of the whole model (batch {args.batch_size}); "
+              f"{args.steps} rebuild steps = {args.steps * ratio:.0f} training steps")
+        return
+    evaluator = Evaluator(splits, eval_sets(splits, 50, args.seed), seed=args.seed, membership=False, progress=False)
+    before, _, _ = evaluator(original)
+    retrained_path = args.retrained
+    if retrained_path is None and args.model == "bundled:mae":
+        from i2i_unlearn.demo import bundled_retrained
+        retrained_path = bundled_retrained("mae", splits.forget_classes)
+    print("| model | retain MSE | retain FID | forget MSE | forget FID | default attacker: 0 / 15 / 30 / 45 / 60 | "
+          "÷ retrained (lowest) | steps to relearn (default / strong) | cost |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    reference, retrain_seconds, results = None, None, {}
+    if retrained_path is not None:
+        retrained = load_model(retrained_path)
+        retrain_seconds = json.loads((checkpoint_folder(retrained_path) / "train_record.json").read_text())["seconds"]
+        metrics, _, _ = evaluator(retrained)
+        probe = relearning({"original": original, "retrained": retrained}, splits, seed=args.seed, say=lambda *_: None)
+        reference = probe["default"]["retrained"]
+        results["retrained"] = {"metrics": metrics, "relearn": probe, "seconds": retrain_seconds}
+        print(row("retrained", metrics, before, probe, None, None, None), flush=True)
+    name = ("distilled decoder" if args.keep_decoder else f"{args.salient:.0%} salient decoder weights reset"
+            if args.salient is not None else "rebuilt decoder") + (", layers matched" if args.match_hidden else "")
+    model, seconds, log = rebuild(original, splits, args.steps, args.lr, args.batch_size, args.seed,
+                                  reinitialise=not args.keep_decoder, match_hidden=args.match_hidden,
+                                  salient=args.salient)
+    metrics, _, _ = evaluator(model)
+    probe = relearning({"original": original, name: model}, splits, seed=args.seed, say=lambda *_: None)
+    results[name] = {"metrics": metrics, "relearn": probe, "seconds": seconds, "log": log}
+    print(row(name, metrics, before, probe, reference, seconds, retrain_seconds), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "dataset": args.dataset, "settings": vars(args),
+                                               "classes": splits.forget_classes, "before": before,
+                                               "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
