@@ -89,7 +89,7 @@ def salient_reset(model, splits, fraction: float, seed: int, batches: int = 4, b
 
 
 def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int, reinitialise: bool,
-            match_hidden: bool = False, salient: float | None = None, say=print):
+            match_hidden: bool = False, salient: float | None = None, task_loss: bool = False, say=print):
     """A copy of `original` whose decoder is (re-initialised and) distilled from `original` on retain
     images (with `match_hidden`, each decoder layer's output too); returns it, the seconds the training
     steps took, and the log of (step, retain, forget) ratios."""
@@ -126,9 +126,12 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         start = time.perf_counter()
         student.train()
         draw = student.draw(images, student.training_task, draws)
-        with torch.no_grad():
-            target = teacher.predict(images, draw)
-        loss = ((student.predict(images, draw) - target) ** 2).mean()
+        if task_loss:  # the MAE's own loss on the pixels (H15): no teacher pass
+            loss = student.task_loss(images, draw)
+        else:
+            with torch.no_grad():
+                target = teacher.predict(images, draw)
+            loss = ((student.predict(images, draw) - target) ** 2).mean()
         if hidden:
             loss = loss + sum(((h - t) ** 2).mean() for h, t in zip(*hidden)) / len(hidden[0])
             hidden[0].clear(), hidden[1].clear()
@@ -152,7 +155,7 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
     return student, seconds, log
 
 
-def step_cost(original, splits, batch_size: int, steps: int = 30) -> float:
+def step_cost(original, splits, batch_size: int, task_loss: bool = False, steps: int = 30) -> float:
     """Seconds of one rebuild step over seconds of one training step of the whole MAE (its own loss,
     every generator parameter, AdamW), both measured here, one after the other, on the same batches."""
     images = next(iter(loader(splits.retain, batch_size, 0)))[0]
@@ -177,6 +180,8 @@ def step_cost(original, splits, batch_size: int, steps: int = 30) -> float:
 
     def distillation():
         draw = student.draw(images)
+        if task_loss:
+            return student.task_loss(images, draw)
         with torch.no_grad():
             target = teacher.predict(images, draw)
         return ((student.predict(images, draw) - target) ** 2).mean()
@@ -196,6 +201,8 @@ def main() -> None:
     parser.add_argument("--keep-decoder", action="store_true", help="the ablation: distil without re-initialising")
     parser.add_argument("--salient", type=float, default=None,
                         help="re-initialise only this fraction of the decoder's weights, the most forget-specific (H14)")
+    parser.add_argument("--task-loss", action="store_true",
+                        help="train the decoder on the pixels (the MAE's own loss) instead of the original's predictions (H15)")
     parser.add_argument("--match-hidden", action="store_true", help="also match each decoder layer's output (H13)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
@@ -208,7 +215,7 @@ def main() -> None:
     splits = make_splits(args.dataset, original.image_size, original.channels,
                          forget_classes=args.classes.split(","), seed=args.seed)
     if args.cost_only:
-        ratio = step_cost(original, splits, args.batch_size)
+        ratio = step_cost(original, splits, args.batch_size, args.task_loss)
         print(f"a rebuild step costs {ratio:.3f}x a training step of the whole model (batch {args.batch_size}); "
               f"{args.steps} rebuild steps = {args.steps * ratio:.0f} training steps")
         return
@@ -231,10 +238,11 @@ def main() -> None:
         results["retrained"] = {"metrics": metrics, "relearn": probe, "seconds": retrain_seconds}
         print(row("retrained", metrics, before, probe, None, None, None), flush=True)
     name = ("distilled decoder" if args.keep_decoder else f"{args.salient:.0%} salient decoder weights reset"
-            if args.salient is not None else "rebuilt decoder") + (", layers matched" if args.match_hidden else "")
+            if args.salient is not None else "rebuilt decoder") + (", layers matched" if args.match_hidden else "") + (
+                ", task loss" if args.task_loss else "")
     model, seconds, log = rebuild(original, splits, args.steps, args.lr, args.batch_size, args.seed,
                                   reinitialise=not args.keep_decoder, match_hidden=args.match_hidden,
-                                  salient=args.salient)
+                                  salient=args.salient, task_loss=args.task_loss)
     metrics, _, _ = evaluator(model)
     probe = relearning({"original": original, name: model}, splits, seed=args.seed, say=lambda *_: None)
     results[name] = {"metrics": metrics, "relearn": probe, "seconds": seconds, "log": log}
