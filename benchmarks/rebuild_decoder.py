@@ -3,11 +3,13 @@
     python benchmarks/rebuild_decoder.py
     python benchmarks/rebuild_decoder.py --classes "Pullover,Ankle boot"
     python benchmarks/rebuild_decoder.py --keep-decoder          # the ablation: same training, no re-initialisation
+    python benchmarks/rebuild_decoder.py --task-loss             # trained on the pixels instead (H15)
+    python benchmarks/rebuild_decoder.py --cost-only             # a rebuild step against a training step
     python benchmarks/rebuild_decoder.py --model runs/mae-emoji --retrained runs/mae-emoji-retrain --dataset emoji \
         --classes "Food & Drink,Flags"
 
 The relearning probe finds the way back to forgotten classes in the MAE's decoder (docs/relearning.md,
-"Which half carries the way back"): the original encoder with a decoder that never saw the classes
+"Where the way back lives: the decoder"): the original encoder with a decoder that never saw the classes
 relearns as slowly as the retrained model. This experiment builds such a decoder without retraining the
 model: the decoder is re-initialised (transformers' own initialisation; the fixed position table kept)
 and trained, with the original encoder frozen, to match the frozen original model's predictions on
@@ -47,60 +49,16 @@ def centre_error(model, images: torch.Tensor) -> float:
     return float(hole_mse(completed, images, hole).mean())
 
 
-def layer_outputs(decoder) -> tuple[list, list]:
-    """A list that each forward pass fills with the outputs of the decoder's transformer layers, and
-    the hooks that fill it (to remove)."""
-    outputs = []
-    hooks = [layer.register_forward_hook(lambda module, args, out: outputs.append(out[0] if isinstance(out, tuple) else out))
-             for layer in decoder.decoder_layers]
-    return outputs, hooks
-
-
-def salient_reset(model, splits, fraction: float, seed: int, batches: int = 4, batch_size: int = 64) -> None:
-    """Re-initialise the `fraction` of the decoder's weights whose task-loss gradient on forget images is
-    largest against their gradient on retain images (summed magnitudes over `batches` batches of each)."""
-    decoder = model.hf.decoder
-    named = [(name, p) for name, p in decoder.named_parameters() if name != "decoder_pos_embed"]
-    fresh = copy.deepcopy(model)
-    fixed = fresh.hf.decoder.decoder_pos_embed.detach().clone()
-    fresh.hf.decoder.apply(fresh.hf._init_weights)
-    fresh_values = dict(fresh.hf.decoder.named_parameters())
-    sums = {}
-    for subset in ("forget", "retain"):
-        totals = {name: torch.zeros_like(p) for name, p in named}
-        batches_of = iter(loader(getattr(splits, subset), batch_size, seed))
-        draws = torch.Generator().manual_seed(seed)
-        for _ in range(batches):
-            images = next(batches_of)[0]
-            model.zero_grad()
-            model.task_loss(images, model.draw(images, model.training_task, draws)).backward()
-            for name, p in named:
-                totals[name] += p.grad.abs()
-        sums[subset] = totals
-    model.zero_grad()
-    scores = {name: sums["forget"][name] / (sums["retain"][name] + 1e-12) for name, _ in named}
-    flat = torch.cat([score.flatten() for score in scores.values()])
-    threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values
-    with torch.no_grad():
-        for name, p in named:
-            chosen = scores[name] > threshold
-            p[chosen] = fresh_values[name][chosen]
-        decoder.decoder_pos_embed.copy_(fixed)
-
-
 def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int, reinitialise: bool,
-            match_hidden: bool = False, salient: float | None = None, task_loss: bool = False, say=print):
+            task_loss: bool = False, say=print):
     """A copy of `original` whose decoder is (re-initialised and) distilled from `original` on retain
-    images (with `match_hidden`, each decoder layer's output too); returns it, the seconds the training
+    images (with `task_loss`, trained on their pixels instead); returns it, the seconds the training
     steps took, and the log of (step, retain, forget) ratios."""
     torch.manual_seed(seed)
     student, teacher = copy.deepcopy(original), copy.deepcopy(original).eval().requires_grad_(False)
     decoder = student.hf.decoder
     fixed = decoder.decoder_pos_embed.detach().clone()
-    if salient is not None:
-        student.requires_grad_(True)
-        salient_reset(student, splits, salient, seed)
-    elif reinitialise:
+    if reinitialise:
         decoder.apply(student.hf._init_weights)
         with torch.no_grad():
             decoder.decoder_pos_embed.copy_(fixed)
@@ -112,10 +70,6 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
     warmup = min(50, steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    hooks, hidden = [], None
-    if match_hidden:
-        (mine, own_hooks), (theirs, their_hooks) = layer_outputs(decoder), layer_outputs(teacher.hf.decoder)
-        hooks, hidden = own_hooks + their_hooks, (mine, theirs)
     retain_probe = stack_images(subset_per_class(splits.retain_test, 25, seed), 200)
     forget_probe = stack_images(subset_per_class(splits.forget_test, 50, seed), 100)
     base = centre_error(original, retain_probe), centre_error(original, forget_probe)
@@ -132,9 +86,6 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
             with torch.no_grad():
                 target = teacher.predict(images, draw)
             loss = ((student.predict(images, draw) - target) ** 2).mean()
-        if hidden:
-            loss = loss + sum(((h - t) ** 2).mean() for h, t in zip(*hidden)) / len(hidden[0])
-            hidden[0].clear(), hidden[1].clear()
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -145,12 +96,8 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
             retain, forget = centre_error(student, retain_probe) / base[0], centre_error(student, forget_probe) / base[1]
             log.append({"step": step, "seconds": round(seconds, 1), "loss": round(loss.item(), 5),
                         "retain": round(retain, 4), "forget": round(forget, 4)})
-            if hidden:
-                hidden[0].clear(), hidden[1].clear()  # the evaluation's passes
-            say(f"step {step}: {seconds:.0f} s, distillation loss {loss.item():.4f}, centre-hole error "
+            say(f"step {step}: {seconds:.0f} s, loss {loss.item():.4f}, centre-hole error "
                 f"retain {retain:.3f}x, forget {forget:.3f}x the original's")
-    for hook in hooks:
-        hook.remove()
     student.check_finite()
     return student, seconds, log
 
@@ -199,11 +146,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--keep-decoder", action="store_true", help="the ablation: distil without re-initialising")
-    parser.add_argument("--salient", type=float, default=None,
-                        help="re-initialise only this fraction of the decoder's weights, the most forget-specific (H14)")
     parser.add_argument("--task-loss", action="store_true",
                         help="train the decoder on the pixels (the MAE's own loss) instead of the original's predictions (H15)")
-    parser.add_argument("--match-hidden", action="store_true", help="also match each decoder layer's output (H13)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--cost-only", action="store_true",
@@ -237,12 +181,9 @@ def main() -> None:
         reference = probe["default"]["retrained"]
         results["retrained"] = {"metrics": metrics, "relearn": probe, "seconds": retrain_seconds}
         print(row("retrained", metrics, before, probe, None, None, None), flush=True)
-    name = ("distilled decoder" if args.keep_decoder else f"{args.salient:.0%} salient decoder weights reset"
-            if args.salient is not None else "rebuilt decoder") + (", layers matched" if args.match_hidden else "") + (
-                ", task loss" if args.task_loss else "")
+    name = ("distilled decoder" if args.keep_decoder else "rebuilt decoder") + (", task loss" if args.task_loss else "")
     model, seconds, log = rebuild(original, splits, args.steps, args.lr, args.batch_size, args.seed,
-                                  reinitialise=not args.keep_decoder, match_hidden=args.match_hidden,
-                                  salient=args.salient, task_loss=args.task_loss)
+                                  reinitialise=not args.keep_decoder, task_loss=args.task_loss)
     metrics, _, _ = evaluator(model)
     probe = relearning({"original": original, name: model}, splits, seed=args.seed, say=lambda *_: None)
     results[name] = {"metrics": metrics, "relearn": probe, "seconds": seconds, "log": log}
