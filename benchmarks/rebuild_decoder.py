@@ -34,6 +34,7 @@ import torch
 from erasure import row
 from i2i_unlearn import load_model, make_splits
 from i2i_unlearn.data import make_mask, stack_images, subset_per_class
+from i2i_unlearn.demo import bundled_retrained
 from i2i_unlearn.engine import loader
 from i2i_unlearn.evaluate import Evaluator, eval_sets
 from i2i_unlearn.metrics import hole_mse
@@ -167,7 +168,6 @@ def main() -> None:
     before, _, _ = evaluator(original)
     retrained_path = args.retrained
     if retrained_path is None and args.model == "bundled:mae":
-        from i2i_unlearn.demo import bundled_retrained
         retrained_path = bundled_retrained("mae", splits.forget_classes)
     print("| model | retain MSE | retain FID | forget MSE | forget FID | default attacker: 0 / 15 / 30 / 45 / 60 | "
           "÷ retrained (lowest) | steps to relearn (default / strong) | cost |")
