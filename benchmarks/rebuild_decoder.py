@@ -33,21 +33,31 @@ import torch
 
 from erasure import row
 from i2i_unlearn import load_model, make_splits
-from i2i_unlearn.data import make_mask, stack_images, subset_per_class
+from i2i_unlearn.data import stack_images, subset_per_class
 from i2i_unlearn.demo import bundled_retrained
 from i2i_unlearn.engine import loader
 from i2i_unlearn.evaluate import Evaluator, eval_sets
-from i2i_unlearn.metrics import hole_mse
 from i2i_unlearn.models import checkpoint_folder
-from i2i_unlearn.relearn import relearning
+from i2i_unlearn.relearn import _forget_error as centre_error  # the probe's measure: the evaluation task's hole MSE
 
 
-@torch.no_grad()
-def centre_error(model, images: torch.Tensor) -> float:
-    model.eval()
-    hole = make_mask("center", len(images), model.image_size, model.mask_cell)
-    completed = model.complete(images, hole, torch.Generator().manual_seed(0))
-    return float(hole_mse(completed, images, hole).mean())
+def train_decoder_only(student) -> list[torch.nn.Parameter]:
+    """Freeze everything but the decoder (its fixed position table too) and return what trains."""
+    student.requires_grad_(False)
+    parameters = [p for name, p in student.hf.decoder.named_parameters() if name != "decoder_pos_embed"]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    return parameters
+
+
+def rebuild_loss(student, teacher, images: torch.Tensor, draw, task_loss: bool) -> torch.Tensor:
+    """One step's loss: the student's prediction against the teacher's, or with `task_loss` the MAE's
+    own loss on the pixels (H15: no teacher pass)."""
+    if task_loss:
+        return student.task_loss(images, draw)
+    with torch.no_grad():
+        target = teacher.predict(images, draw)
+    return ((student.predict(images, draw) - target) ** 2).mean()
 
 
 def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int, reinitialise: bool,
@@ -63,17 +73,14 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         decoder.apply(student.hf._init_weights)
         with torch.no_grad():
             decoder.decoder_pos_embed.copy_(fixed)
-    student.requires_grad_(False)
-    parameters = [p for name, p in decoder.named_parameters() if name != "decoder_pos_embed"]
-    for parameter in parameters:
-        parameter.requires_grad_(True)
+    parameters = train_decoder_only(student)
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
     warmup = min(50, steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     retain_probe = stack_images(subset_per_class(splits.retain_test, 25, seed), 200)
     forget_probe = stack_images(subset_per_class(splits.forget_test, 50, seed), 100)
-    base = centre_error(original, retain_probe), centre_error(original, forget_probe)
+    base = centre_error(original, retain_probe, None, 0), centre_error(original, forget_probe, None, 0)
     draws, batches = torch.Generator().manual_seed(seed), iter(loader(splits.retain, batch_size, seed))
     seconds, log = 0.0, []
     for step in range(1, steps + 1):
@@ -81,12 +88,7 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         start = time.perf_counter()
         student.train()
         draw = student.draw(images, student.training_task, draws)
-        if task_loss:  # the MAE's own loss on the pixels (H15): no teacher pass
-            loss = student.task_loss(images, draw)
-        else:
-            with torch.no_grad():
-                target = teacher.predict(images, draw)
-            loss = ((student.predict(images, draw) - target) ** 2).mean()
+        loss = rebuild_loss(student, teacher, images, draw, task_loss)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -94,7 +96,8 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         schedule.step()
         seconds += time.perf_counter() - start
         if step % 100 == 0 or step == steps:
-            retain, forget = centre_error(student, retain_probe) / base[0], centre_error(student, forget_probe) / base[1]
+            retain = centre_error(student, retain_probe, None, 0) / base[0]
+            forget = centre_error(student, forget_probe, None, 0) / base[1]
             log.append({"step": step, "seconds": round(seconds, 1), "loss": round(loss.item(), 5),
                         "retain": round(retain, 4), "forget": round(forget, 4)})
             say(f"step {step}: {seconds:.0f} s, loss {loss.item():.4f}, centre-hole error "
@@ -121,20 +124,8 @@ def step_cost(original, splits, batch_size: int, task_loss: bool = False, steps:
     whole = copy.deepcopy(original).train()
     train_step = timed(whole.freeze_all_but_generator(), lambda: whole.task_loss(images, whole.draw(images)))
     student, teacher = copy.deepcopy(original).train(), copy.deepcopy(original).eval().requires_grad_(False)
-    student.requires_grad_(False)
-    parameters = [p for name, p in student.hf.decoder.named_parameters() if name != "decoder_pos_embed"]
-    for parameter in parameters:
-        parameter.requires_grad_(True)
-
-    def distillation():
-        draw = student.draw(images)
-        if task_loss:
-            return student.task_loss(images, draw)
-        with torch.no_grad():
-            target = teacher.predict(images, draw)
-        return ((student.predict(images, draw) - target) ** 2).mean()
-
-    return timed(parameters, distillation) / train_step
+    return timed(train_decoder_only(student),
+                 lambda: rebuild_loss(student, teacher, images, student.draw(images), task_loss)) / train_step
 
 
 def main() -> None:
