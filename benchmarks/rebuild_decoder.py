@@ -39,12 +39,25 @@ from i2i_unlearn.engine import loader
 from i2i_unlearn.evaluate import Evaluator, eval_sets
 from i2i_unlearn.models import checkpoint_folder
 from i2i_unlearn.relearn import _forget_error as centre_error  # the probe's measure: the evaluation task's hole MSE
+from i2i_unlearn.relearn import relearning
 
 
-def train_decoder_only(student) -> list[torch.nn.Parameter]:
-    """Freeze everything but the decoder (its fixed position table too) and return what trains."""
+# Which modules of ViTMAE's decoder are re-initialised and trained: all of it (H12), or only its top
+# (the last layer, the norm and the pixel head) or only the head, with the rest kept and frozen (H18).
+PARTS = ("all", "top", "head")
+
+
+def prefixes(decoder, part: str) -> tuple[str, ...]:
+    """The parameter-name prefixes of `part` of a ViTMAE decoder."""
+    head = ("decoder_norm.", "decoder_pred.")
+    return {"all": ("",), "top": (f"decoder_layers.{len(decoder.decoder_layers) - 1}.", *head), "head": head}[part]
+
+
+def train_decoder_only(student, part: str = "all") -> list[torch.nn.Parameter]:
+    """Freeze everything but `part` of the decoder (never its fixed position table) and return what trains."""
     student.requires_grad_(False)
-    parameters = [p for name, p in student.hf.decoder.named_parameters() if name != "decoder_pos_embed"]
+    parameters = [p for name, p in student.hf.decoder.named_parameters()
+                  if name != "decoder_pos_embed" and name.startswith(prefixes(student.hf.decoder, part))]
     for parameter in parameters:
         parameter.requires_grad_(True)
     return parameters
@@ -61,19 +74,20 @@ def rebuild_loss(student, teacher, images: torch.Tensor, draw, task_loss: bool) 
 
 
 def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int, reinitialise: bool,
-            task_loss: bool = False, say=print):
-    """A copy of `original` whose decoder is (re-initialised and) distilled from `original` on retain
-    images (with `task_loss`, trained on their pixels instead); returns it, the seconds the training
-    steps took, and the log of (step, retain, forget) ratios."""
+            task_loss: bool = False, part: str = "all", say=print):
+    """A copy of `original` whose decoder (or only `part` of it) is (re-initialised and) distilled from
+    `original` on retain images (with `task_loss`, trained on their pixels instead); returns it, the
+    seconds the training steps took, and the log of (step, retain, forget) ratios."""
     torch.manual_seed(seed)
     student, teacher = copy.deepcopy(original), copy.deepcopy(original).eval().requires_grad_(False)
     decoder = student.hf.decoder
     fixed = decoder.decoder_pos_embed.detach().clone()
     if reinitialise:
-        decoder.apply(student.hf._init_weights)
+        for prefix in prefixes(decoder, part):
+            (decoder.get_submodule(prefix.rstrip(".")) if prefix else decoder).apply(student.hf._init_weights)
         with torch.no_grad():
             decoder.decoder_pos_embed.copy_(fixed)
-    parameters = train_decoder_only(student)
+    parameters = train_decoder_only(student, part)
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
     warmup = min(50, steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -106,7 +120,7 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
     return student, seconds, log
 
 
-def step_cost(original, splits, batch_size: int, task_loss: bool = False, steps: int = 30) -> float:
+def step_cost(original, splits, batch_size: int, task_loss: bool = False, part: str = "all", steps: int = 30) -> float:
     """Seconds of one rebuild step over seconds of one training step of the whole MAE (its own loss,
     every generator parameter, AdamW), both measured here, one after the other, on the same batches."""
     images = next(iter(loader(splits.retain, batch_size, 0)))[0]
@@ -124,7 +138,7 @@ def step_cost(original, splits, batch_size: int, task_loss: bool = False, steps:
     whole = copy.deepcopy(original).train()
     train_step = timed(whole.freeze_all_but_generator(), lambda: whole.task_loss(images, whole.draw(images)))
     student, teacher = copy.deepcopy(original).train(), copy.deepcopy(original).eval().requires_grad_(False)
-    return timed(train_decoder_only(student),
+    return timed(train_decoder_only(student, part),
                  lambda: rebuild_loss(student, teacher, images, student.draw(images), task_loss)) / train_step
 
 
@@ -140,6 +154,8 @@ def main() -> None:
     parser.add_argument("--keep-decoder", action="store_true", help="the ablation: distil without re-initialising")
     parser.add_argument("--task-loss", action="store_true",
                         help="train the decoder on the pixels (the MAE's own loss) instead of the original's predictions (H15)")
+    parser.add_argument("--reset", choices=PARTS, default="all",
+                        help="the part of the decoder re-initialised and trained; the rest is kept and frozen (H18)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--cost-only", action="store_true",
@@ -151,7 +167,7 @@ def main() -> None:
     splits = make_splits(args.dataset, original.image_size, original.channels,
                          forget_classes=args.classes.split(","), seed=args.seed)
     if args.cost_only:
-        ratio = step_cost(original, splits, args.batch_size, args.task_loss)
+        ratio = step_cost(original, splits, args.batch_size, args.task_loss, args.reset)
         print(f"a rebuild step costs {ratio:.3f}x a training step of the whole model (batch {args.batch_size}); "
               f"{args.steps} rebuild steps = {args.steps * ratio:.0f} training steps")
         return
@@ -172,9 +188,10 @@ def main() -> None:
         reference = probe["default"]["retrained"]
         results["retrained"] = {"metrics": metrics, "relearn": probe, "seconds": retrain_seconds}
         print(row("retrained", metrics, before, probe, None, None, None), flush=True)
-    name = ("distilled decoder" if args.keep_decoder else "rebuilt decoder") + (", task loss" if args.task_loss else "")
+    name = (("distilled decoder" if args.keep_decoder else "rebuilt decoder")
+            + (f" ({args.reset})" if args.reset != "all" else "") + (", task loss" if args.task_loss else ""))
     model, seconds, log = rebuild(original, splits, args.steps, args.lr, args.batch_size, args.seed,
-                                  reinitialise=not args.keep_decoder, task_loss=args.task_loss)
+                                  reinitialise=not args.keep_decoder, task_loss=args.task_loss, part=args.reset)
     metrics, _, _ = evaluator(model)
     probe = relearning({"original": original, name: model}, splits, seed=args.seed, say=lambda *_: None)
     results[name] = {"metrics": metrics, "relearn": probe, "seconds": seconds, "log": log}
