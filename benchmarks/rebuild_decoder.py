@@ -4,6 +4,7 @@
     python benchmarks/rebuild_decoder.py --classes "Pullover,Ankle boot"
     python benchmarks/rebuild_decoder.py --keep-decoder          # the ablation: same training, no re-initialisation
     python benchmarks/rebuild_decoder.py --task-loss             # trained on the pixels instead (H15)
+    python benchmarks/rebuild_decoder.py --reset top             # only the decoder's last layer and head (H18)
     python benchmarks/rebuild_decoder.py --cost-only             # a rebuild step against a training step
     python benchmarks/rebuild_decoder.py --model runs/mae-emoji --retrained runs/mae-emoji-retrain --dataset emoji \
         --classes "Food & Drink,Flags"
