@@ -121,10 +121,13 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
     return student, seconds, log
 
 
-def step_cost(original, splits, batch_size: int, task_loss: bool = False, part: str = "all", steps: int = 30) -> float:
-    """Seconds of one rebuild step over seconds of one training step of the whole MAE (its own loss,
-    every generator parameter, AdamW), both measured here, one after the other, on the same batches."""
-    images = next(iter(loader(splits.retain, batch_size, 0)))[0]
+def step_cost(original, splits, batch_size: int, task_loss: bool = False, part: str = "all", steps: int = 30,
+              train_batch: int | None = None) -> float:
+    """Seconds of one rebuild step (batch `batch_size`) over seconds of one training step of the whole MAE
+    (its own loss, every generator parameter, AdamW, batch `train_batch`, by default the same), both
+    measured here, one after the other, on the first images of the same batch."""
+    images = next(iter(loader(splits.retain, max(batch_size, train_batch or batch_size), 0)))[0]
+    trained_on, rebuilt_on = images[:train_batch or batch_size], images[:batch_size]
 
     def timed(parameters, loss_of) -> float:
         optimiser = torch.optim.AdamW(parameters, lr=1e-4)
@@ -137,10 +140,11 @@ def step_cost(original, splits, batch_size: int, task_loss: bool = False, part: 
         return (time.perf_counter() - start) / steps
 
     whole = copy.deepcopy(original).train()
-    train_step = timed(whole.freeze_all_but_generator(), lambda: whole.task_loss(images, whole.draw(images)))
+    train_step = timed(whole.freeze_all_but_generator(),
+                       lambda: whole.task_loss(trained_on, whole.draw(trained_on)))
     student, teacher = copy.deepcopy(original).train(), copy.deepcopy(original).eval().requires_grad_(False)
     return timed(train_decoder_only(student, part),
-                 lambda: rebuild_loss(student, teacher, images, student.draw(images), task_loss)) / train_step
+                 lambda: rebuild_loss(student, teacher, rebuilt_on, student.draw(rebuilt_on), task_loss)) / train_step
 
 
 def main() -> None:
@@ -168,9 +172,11 @@ def main() -> None:
     splits = make_splits(args.dataset, original.image_size, original.channels,
                          forget_classes=args.classes.split(","), seed=args.seed)
     if args.cost_only:
-        ratio = step_cost(original, splits, args.batch_size, args.task_loss, args.reset)
-        print(f"a rebuild step costs {ratio:.3f}x a training step of the whole model (batch {args.batch_size}); "
-              f"{args.steps} rebuild steps = {args.steps * ratio:.0f} training steps")
+        record = checkpoint_folder(args.model) / "train_record.json"
+        train_batch = json.loads(record.read_text())["config"]["batch_size"] if record.is_file() else args.batch_size
+        ratio = step_cost(original, splits, args.batch_size, args.task_loss, args.reset, train_batch=train_batch)
+        print(f"a rebuild step (batch {args.batch_size}) costs {ratio:.3f}x a training step of the whole model "
+              f"(batch {train_batch}); {args.steps} rebuild steps = {args.steps * ratio:.0f} training steps")
         return
     evaluator = Evaluator(splits, eval_sets(splits, 50, args.seed), seed=args.seed, membership=False, progress=False)
     before, _, _ = evaluator(original)
