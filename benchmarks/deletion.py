@@ -17,13 +17,16 @@ without all of them) and of the kept private images (against before), hole MSE o
 against the reference's, retain test hole MSE and FID against before, and the request's seconds.
 Prints one Markdown row per request. The attack reads the model's evaluation task (the centre hole);
 --other-holes repeats the final AUCs under holes the deletion was not measured on, since an attacker
-picks the hole.
+picks the hole. Each request's model, record and certificate go to a temporary folder removed at the end;
+--keep DIR keeps them (the models a diagnostic reads afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +70,11 @@ def main() -> None:
     parser.add_argument("--eval-per-class", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every figure to this file")
+    parser.add_argument("--keep", default=None, help="keep each request's model, record and certificate in this new "
+                        "folder (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
+    if args.keep and Path(args.keep).exists():
+        parser.error(f"--keep {args.keep} exists; name a new folder")
     memorised_path, reference_path = (args.memorised, args.reference) if args.memorised else private_models(args.family)
     calibration_path = args.calibration or ASSETS / DEFAULT_BUNDLED[args.family]
     lists = Path(args.lists)
@@ -81,7 +88,12 @@ def main() -> None:
     requests = [forget_ids[k::args.requests] for k in range(args.requests)]
     config = UnlearnConfig(method=args.method, seed=args.seed, forget_target=args.forget_target,
                            calibration=None if args.uncalibrated else str(calibration_path))
-    work = Path(tempfile.mkdtemp(prefix="deletion-"))
+    if args.keep:
+        work = Path(args.keep)
+        work.mkdir(parents=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="deletion-"))
+        atexit.register(shutil.rmtree, work, True)
 
     def splits_for(indices: list[int], name: str):
         listing = work / f"{name}.txt"
