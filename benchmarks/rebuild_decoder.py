@@ -57,8 +57,9 @@ def prefixes(decoder, part: str) -> tuple[str, ...]:
 def train_decoder_only(student, part: str = "all") -> list[torch.nn.Parameter]:
     """Freeze everything but `part` of the decoder (never its fixed position table) and return what trains."""
     student.requires_grad_(False)
+    chosen = prefixes(student.hf.decoder, part)
     parameters = [p for name, p in student.hf.decoder.named_parameters()
-                  if name != "decoder_pos_embed" and name.startswith(prefixes(student.hf.decoder, part))]
+                  if name != "decoder_pos_embed" and name.startswith(chosen)]
     for parameter in parameters:
         parameter.requires_grad_(True)
     return parameters
@@ -95,7 +96,8 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     retain_probe = stack_images(subset_per_class(splits.retain_test, 25, seed), 200)
     forget_probe = stack_images(subset_per_class(splits.forget_test, 50, seed), 100)
-    base = centre_error(original, retain_probe, None, 0), centre_error(original, forget_probe, None, 0)
+    base = (centre_error(original, retain_probe, steps=None, seed=0),
+            centre_error(original, forget_probe, steps=None, seed=0))
     draws, batches = torch.Generator().manual_seed(seed), iter(loader(splits.retain, batch_size, seed))
     seconds, log = 0.0, []
     for step in range(1, steps + 1):
@@ -111,8 +113,8 @@ def rebuild(original, splits, steps: int, lr: float, batch_size: int, seed: int,
         schedule.step()
         seconds += time.perf_counter() - start
         if step % 100 == 0 or step == steps:
-            retain = centre_error(student, retain_probe, None, 0) / base[0]
-            forget = centre_error(student, forget_probe, None, 0) / base[1]
+            retain = centre_error(student, retain_probe, steps=None, seed=0) / base[0]
+            forget = centre_error(student, forget_probe, steps=None, seed=0) / base[1]
             log.append({"step": step, "seconds": round(seconds, 1), "loss": round(loss.item(), 5),
                         "retain": round(retain, 4), "forget": round(forget, 4)})
             say(f"step {step}: {seconds:.0f} s, loss {loss.item():.4f}, centre-hole error "
@@ -126,8 +128,9 @@ def step_cost(original, splits, batch_size: int, task_loss: bool = False, part: 
     """Seconds of one rebuild step (batch `batch_size`) over seconds of one training step of the whole MAE
     (its own loss, every generator parameter, AdamW, batch `train_batch`, by default the same), both
     measured here, one after the other, on the first images of the same batch."""
-    images = next(iter(loader(splits.retain, max(batch_size, train_batch or batch_size), 0)))[0]
-    trained_on, rebuilt_on = images[:train_batch or batch_size], images[:batch_size]
+    train_batch = train_batch or batch_size
+    images = next(iter(loader(splits.retain, max(batch_size, train_batch), 0)))[0]
+    trained_on, rebuilt_on = images[:train_batch], images[:batch_size]
 
     def timed(parameters, loss_of) -> float:
         optimiser = torch.optim.AdamW(parameters, lr=1e-4)
