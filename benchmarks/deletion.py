@@ -6,6 +6,7 @@
     python benchmarks/deletion.py --family mae --uncalibrated
     python benchmarks/deletion.py --family vqgan --other-holes random:0.5,random:0.25
     python benchmarks/deletion.py --family vqgan --forget-target attack
+    python benchmarks/deletion.py --family mae --second-reference R2
 
 A model that memorised a private set (default: the bundled one of the family and its lists,
 assets/private-fashion-mnist) deletes the images of forget.txt with every default (the calibration
@@ -13,9 +14,11 @@ model given, as the samples demo gives it; --uncalibrated: without it): in one r
 (--requests 1), or split into N requests in a row, each unlearning the previous output (a chain of
 certificates; images deleted earlier stay out of the later retain sets). After each request: the
 calibrated membership AUC of the images deleted so far (against the reference: the same fine-tune
-without all of them) and of the kept private images (against before), hole MSE of the deleted images
+without all of them) and of the kept private images (against before), each difference with its 95%
+bootstrap interval (the same images resampled under both models), hole MSE of the deleted images
 against the reference's, retain test hole MSE and FID against before, and the request's seconds.
-Prints one Markdown row per request. The attack reads the model's evaluation task (the centre hole);
+Prints one Markdown row per request. --second-reference: the same reference fine-tune with another
+seed, whose own AUC shows how far two retrainings land apart (the resolution of the "within 0.05" goal). The attack reads the model's evaluation task (the centre hole);
 --other-holes repeats the final AUCs under holes the deletion was not measured on, since an attacker
 picks the hole. Each request's model, record and certificate go to a temporary folder removed at the end;
 --keep DIR keeps them (the models a diagnostic reads afterwards).
@@ -39,7 +42,7 @@ from i2i_unlearn.data import load_dataset, make_mask, read_forget_list, stack_im
 from i2i_unlearn.demo_samples import PRIVATE_LISTS, SAMPLE_STEPS, private_models
 from i2i_unlearn.evaluate import Evaluator
 from i2i_unlearn.metrics import hole_mse
-from i2i_unlearn.metrics.membership import membership_attacks, reference_pair
+from i2i_unlearn.metrics.membership import attack_scores, auc_difference_interval, reference_pair, roc_auc
 from i2i_unlearn.models import ASSETS, DEFAULT_BUNDLED
 
 
@@ -60,6 +63,8 @@ def main() -> None:
     parser.add_argument("--memorised", default=None, help="default: the family's bundled memorised model")
     parser.add_argument("--reference", default=None, help="default: its bundled reference (never had forget.txt)")
     parser.add_argument("--calibration", default=None, help="default: the family's bundled model")
+    parser.add_argument("--second-reference", default=None,
+                        help="the reference fine-tune again with another seed: its AUC beside the reference's")
     parser.add_argument("--requests", type=int, default=1, help="split forget.txt into this many requests in a row")
     parser.add_argument("--method", default="auto")
     parser.add_argument("--forget-target", default="auto", help="as unlearn's, e.g. attack (docs/deletion.md, H9)")
@@ -106,12 +111,21 @@ def main() -> None:
     evaluator = Evaluator(everything, sets, seed=args.seed, steps=steps, membership=False, progress=False)
     calibrated = {}
 
-    def attack(network, members: Subset, name: str, task: str | None = None) -> float:
+    def scores(network, members: Subset, name: str, task: str | None = None) -> tuple:
+        """The calibrated attack's (members, non-members) scores under `network`."""
         if (name, task) not in calibrated:
             calibrated[name, task] = reference_pair(calibration, members, outside, task, seed=args.seed, steps=steps)
-        return membership_attacks(network, members, outside, task=task, seed=args.seed, steps=steps,
-                                  reference_scores=calibrated[name, task])["calibrated"]["auc"]
+        return attack_scores(network, members, outside, task=task, seed=args.seed, steps=steps,
+                             reference_scores=calibrated[name, task])["calibrated"]
 
+    def attack(network, members: Subset, name: str, task: str | None = None) -> float:
+        return roc_auc(*scores(network, members, name, task))
+
+    def gap(first, second, members: Subset, name: str) -> list[float]:
+        """95% interval of AUC(first) - AUC(second) on the same images."""
+        return auc_difference_interval(scores(first, members, name), scores(second, members, name), seed=args.seed)
+
+    memorised = load_model(memorised_path)  # `unlearn` trains `model` in place
     before = evaluator(model)[0]
     bar = evaluator(reference)[0]
     rows, source = [], str(memorised_path)
@@ -121,6 +135,22 @@ def main() -> None:
     print(f"| before | 0 | {start} "
           f"| {attack(model, kept, 'kept'):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
           f"1.00x | 1.00x | - |", flush=True)
+    second = None
+    if args.second_reference:
+        other_reference = load_model(args.second_reference)
+        theirs = evaluator(other_reference)[0]
+        second = {"path": args.second_reference, "deleted_auc": attack(other_reference, everything.forget, "all"),
+                  "reference_auc": attack(reference, everything.forget, "all"),
+                  "minus_reference_95": gap(other_reference, reference, everything.forget, "all"),
+                  "deleted_error_ratio": theirs["forget"]["hole_mse"] / bar["forget"]["hole_mse"],
+                  "kept_auc": attack(other_reference, kept, "kept"), "kept_auc_reference": attack(reference, kept, "kept"),
+                  "retain_mse": theirs["retain"]["hole_mse"] / before["retain"]["hole_mse"],
+                  "retain_fid": theirs["retain"]["fid"] / before["retain"]["fid"]}
+        print(f"second reference: deleted AUC {second['deleted_auc']:.3f} against the reference's "
+              f"{second['reference_auc']:.3f} (difference's 95% interval {second['minus_reference_95'][0]:+.3f} to "
+              f"{second['minus_reference_95'][1]:+.3f}); kept AUC {second['kept_auc']:.3f} "
+              f"({second['kept_auc_reference']:.3f}); deleted MSE {second['deleted_error_ratio']:.2f}x the reference's; "
+              f"retain MSE {second['retain_mse']:.2f}x, FID {second['retain_fid']:.2f}x before", flush=True)
     deleted: list[int] = []
     for number, request in enumerate(requests, 1):
         deleted += request
@@ -138,6 +168,8 @@ def main() -> None:
                "deleted_error_ratio": mine / theirs,
                "retain_mse": metrics["retain"]["hole_mse"] / before["retain"]["hole_mse"],
                "retain_fid": metrics["retain"]["fid"] / before["retain"]["fid"], "seconds": seconds,
+               "deleted_minus_reference_95": gap(model, reference, so_far, name),
+               "kept_minus_before_95": gap(model, memorised, kept, "kept"),
                "outcome": record.get("control", {}).get("message")}
         rows.append(row)
         print(f"| {number} | {row['deleted']} | {row['deleted_auc']:.3f} ({row['reference_auc']:.3f}) | "
@@ -149,9 +181,10 @@ def main() -> None:
           f"{bar['retain']['hole_mse'] / before['retain']['hole_mse']:.2f}x, "
           f"FID {bar['retain']['fid'] / before['retain']['fid']:.2f}x")
     for row in rows:
-        print(f"request {row['request']}: {row['outcome']}")
+        print(f"request {row['request']}: {row['outcome']}; 95% intervals: deleted AUC minus the reference's "
+              f"{row['deleted_minus_reference_95'][0]:+.3f} to {row['deleted_minus_reference_95'][1]:+.3f}, kept AUC "
+              f"minus before {row['kept_minus_before_95'][0]:+.3f} to {row['kept_minus_before_95'][1]:+.3f}")
     other = {}
-    memorised = load_model(memorised_path) if args.other_holes else None
     for task in filter(None, args.other_holes.split(",")):
         other[task] = {"deleted_auc": attack(model, so_far, "deleted", task),
                        "reference_auc": attack(reference, so_far, "deleted", task),
@@ -162,7 +195,8 @@ def main() -> None:
               f"{other[task]['kept_auc_before']:.3f})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "before": before, "reference": bar, "final": final,
-                                               "other_holes": other, "args": vars(args)}, indent=1))
+                                               "other_holes": other, "second_reference": second,
+                                               "args": vars(args)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -140,9 +140,11 @@ def test_the_samples_demo_deletes_listed_images_and_checks_them_with_the_calibra
     metrics = json.loads((out / "metrics.json").read_text())
     membership = metrics["membership"]
     assert set(membership) == {"forgotten", "kept"}
-    assert set(membership["forgotten"]) == {"before", "after", "reference"} and set(membership["kept"]) == {"before",
-                                                                                                           "after"}
-    assert all(0 <= auc <= 1 for group in membership.values() for auc in group.values())
+    assert set(membership["forgotten"]) == {"before", "after", "reference", "after_minus_reference_95"}
+    assert set(membership["kept"]) == {"before", "after", "after_minus_before_95"}
+    assert all(0 <= auc <= 1 for group in membership.values() for name, auc in group.items() if "95" not in name)
+    for low, high in (membership["forgotten"]["after_minus_reference_95"], membership["kept"]["after_minus_before_95"]):
+        assert -1 <= low <= high <= 1
     attack = metrics["membership_attacks"]["before"]["forgotten"]
     assert attack["calibrated"]["auc"] == membership["forgotten"]["before"]
     assert (attack["members"], attack["non_members"]) == (32, 64) and "tpr_at_1pct_fpr" in attack["loss"]
@@ -155,6 +157,7 @@ def test_the_samples_demo_deletes_listed_images_and_checks_them_with_the_calibra
     assert certificate["calibration_checkpoint"]["path"] == metrics["calibration_model"]
     assert certificate["membership"]["forgotten"]["after"] == metrics["membership_attacks"]["after"]["forgotten"]
     assert len(certificate["data"]["forget"]["images"]) == 32
-    assert (out / "samples.png").stat().st_size > 1000 and "verdict" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert (out / "samples.png").stat().st_size > 1000 and "verdict" in report and "after − reference: 95% interval" in report
     assert "forgotten images: before" in capsys.readouterr().out
     assert main(["verify", str(out / "model"), "--evaluate"]) == 0

@@ -12,7 +12,8 @@ from torch.utils.data import TensorDataset
 from i2i_unlearn.data import load_dataset, make_splits, membership_sets, read_membership_lists
 from i2i_unlearn.data.splits import pixel_key
 from i2i_unlearn.errors import UserError
-from i2i_unlearn.metrics.membership import membership_attacks, tpr_at_fpr
+from i2i_unlearn.metrics.membership import (auc_difference_interval, auc_interval, membership_attacks, roc_auc,
+                                           tpr_at_fpr)
 
 
 class Scripted(nn.Module):
@@ -46,12 +47,49 @@ def test_calibrated_attack_matches_a_hand_computation():
     # Loss attack, scores -loss: members -0.2, -0.3, -0.45; non-members -0.1, -0.35, -0.5, -0.7.
     # Member beats non-member in 3 + 3 + 2 of 12 pairs; no member scores above -0.1, the highest
     # non-member, so at 1% FPR (no false positive of 4) it catches none.
-    assert result["loss"] == {"auc": round(8 / 12, 4), "tpr_at_1pct_fpr": 0.0}
+    assert {key: result["loss"][key] for key in ("auc", "tpr_at_1pct_fpr")} == {"auc": round(8 / 12, 4),
+                                                                               "tpr_at_1pct_fpr": 0.0}
     # Calibrated, reference loss minus loss: members 0.2, 0.3, 0.45; every non-member 0: all 12
     # pairs, and a threshold above 0 catches every member with no false positive.
-    assert result["calibrated"] == {"auc": 1.0, "tpr_at_1pct_fpr": 1.0}
+    assert result["calibrated"] == {"auc": 1.0, "auc_95": [1.0, 1.0], "tpr_at_1pct_fpr": 1.0}  # every resample too
+    low, high = result["loss"]["auc_95"]
+    assert low <= 8 / 12 <= high
     assert (result["members"], result["non_members"]) == (3, 4)
     assert "calibrated" not in membership_attacks(Scripted(0.5), members, non_members)
+
+
+def test_the_auc_interval_has_the_width_the_mann_whitney_variance_predicts():
+    # 32 members against 64 non-members drawn alike (AUC 0.5): Hanley and McNeil's standard error is
+    # sqrt((A(1-A) + 31 (Q1 - A^2) + 63 (Q2 - A^2)) / (32 * 64)) with Q1 = A / (2 - A), Q2 = 2A^2 / (1 + A);
+    # at A = 1/2 that is 0.0628, a 95% interval about 2 * 1.96 * 0.0628 = 0.246 wide.
+    generator = torch.Generator().manual_seed(3)
+    widths, covered = [], 0
+    for _ in range(40):
+        members, non_members = torch.randn(32, generator=generator), torch.randn(64, generator=generator)
+        low, high = auc_interval(members, non_members, resamples=500)
+        assert low <= roc_auc(members, non_members) <= high
+        widths.append(high - low)
+        covered += low <= 0.5 <= high
+    assert np.mean(widths) == pytest.approx(0.246, rel=0.15)
+    assert covered >= 34  # 95% coverage of the true AUC, 38 of 40 expected; 34 or fewer has probability < 2%
+    assert auc_interval(members, non_members, seed=1) == auc_interval(members, non_members, seed=1)
+
+
+def test_the_difference_interval_resamples_both_models_on_the_same_images():
+    generator = torch.Generator().manual_seed(0)
+    members, non_members = torch.randn(32, generator=generator) + 0.5, torch.randn(64, generator=generator)
+    assert auc_difference_interval((members, non_members), (members, non_members)) == [0.0, 0.0]
+    # a shift of every score by the same amount changes no ranking: the difference is 0 in every resample,
+    # though each AUC alone is uncertain by about +-0.12
+    assert auc_difference_interval((members + 3, non_members + 3), (members, non_members)) == [0.0, 0.0]
+    # members scored lower under the second model (a deletion): a difference whose interval excludes 0,
+    # though the two AUCs' own intervals overlap
+    deleted = (members - 0.6, non_members)
+    low, high = auc_difference_interval((members, non_members), deleted)
+    assert 0 < low <= roc_auc(members, non_members) - roc_auc(*deleted) <= high
+    assert auc_interval(*deleted)[1] > auc_interval(members, non_members)[0]
+    with pytest.raises(ValueError, match="same members"):
+        auc_difference_interval((members, non_members), (members[:-1], non_members))
 
 
 def test_tpr_at_low_fpr_counts_only_thresholds_without_false_positives():

@@ -24,7 +24,7 @@ from .audit import add_metrics
 from .data import make_splits, read_forget_list
 from .errors import UserError
 from .evaluate import Evaluator, eval_sets
-from .metrics.membership import membership_attacks, reference_pair
+from .metrics.membership import attack_scores, auc_difference_interval, reference_pair, summarise_attacks
 from .models import ASSETS, DEFAULT_BUNDLED, load_model
 from .records import invocation_field, main_process, now, prepare_out_dir, versions, write_json
 from .report import write_report
@@ -50,10 +50,10 @@ def available_families() -> list[str]:
             if (ASSETS / f"{base}-private-reference" / "config.json").is_file()]
 
 
-def _attacks(model, sets: dict, outside, reference_scores: dict, task: str, seed: int, steps) -> dict:
-    """Both attacks on the forgotten and on the kept private images, against the same non-members."""
-    return {name: membership_attacks(model, members, outside, task=task, seed=seed, steps=steps,
-                                     reference_scores=reference_scores[name]) for name, members in sets.items()}
+def _scores(model, sets: dict, outside, reference_scores: dict, task: str, seed: int, steps) -> dict:
+    """Both attacks' scores of the forgotten and of the kept private images, against the same non-members."""
+    return {name: attack_scores(model, members, outside, task=task, seed=seed, steps=steps,
+                                reference_scores=reference_scores[name]) for name, members in sets.items()}
 
 
 def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae", eval_per_class: int = 50,
@@ -93,13 +93,13 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     say(f"calibrating the membership attack on the bundled {family} model (it never memorised the private images) ...")
     calibration = {name: reference_pair(base, members, outside, task, config.seed, steps)
                    for name, members in private.items()}
-    columns, completions, attacks = {}, {}, {}
+    columns, completions, scores = {}, {}, {}
 
     def measure(name: str, network, label: str):
         say(f"evaluating {label} on {len(sets['retain'])} retain test images and the {len(splits.forget)} + "
             f"{len(kept)} private images ...")
         columns[name], completions[name] = evaluator(network, keep_outputs=True)[:2]
-        attacks[name] = _attacks(network, private, outside, calibration, task, config.seed, steps)
+        scores[name] = _scores(network, private, outside, calibration, task, config.seed, steps)
 
     measure("before", model, "the memorised model")
     say(f"deleting {len(splits.forget)} images (a forget list) ...")
@@ -108,9 +108,16 @@ def run_samples_demo(out: str | Path = "runs/demo-samples", family: str = "mae",
     measure("after", model, "the model after the deletion")
     measure("reference", reference, "the reference (the fine-tune without the deleted images)")
 
+    attacks = {name: {group: summarise_attacks(pair) for group, pair in model_scores.items()}
+               for name, model_scores in scores.items()}
     membership = {"forgotten": {name: attacks[name]["forgotten"]["calibrated"]["auc"]
                                 for name in ("before", "after", "reference")},
                   "kept": {name: attacks[name]["kept"]["calibrated"]["auc"] for name in ("before", "after")}}
+    # the goals compare two models on the same images: the interval of the difference, images resampled together
+    membership["forgotten"]["after_minus_reference_95"] = auc_difference_interval(
+        scores["after"]["forgotten"]["calibrated"], scores["reference"]["forgotten"]["calibrated"], seed=config.seed)
+    membership["kept"]["after_minus_before_95"] = auc_difference_interval(
+        scores["after"]["kept"]["calibrated"], scores["before"]["kept"]["calibrated"], seed=config.seed)
     metrics = {**invocation_field(), "scenario": "samples", "model": str(memorised_path), "family": model.family,
                "reference_model": str(reference_path), "calibration_model": str(ASSETS / DEFAULT_BUNDLED[family]),
                "method": record["config"]["method"], "task": task, "features": evaluator.extractor.name,

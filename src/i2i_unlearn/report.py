@@ -176,16 +176,28 @@ def _deletion_attacks(record: dict) -> str:
         for name, result in _dict(sets).items():
             result = _dict(result)
             rows.append([escape(f"{name}, {model}")]
-                        + [fmt(_dict(result.get(attack)).get(key)) for attack in ("calibrated", "loss")
-                           for key in ("auc", "tpr_at_1pct_fpr")]
+                        + [cell for attack in ("calibrated", "loss") for cell in _auc_cells(_dict(result.get(attack)))]
                         + [fmt(result.get("members")), fmt(result.get("non_members"))])
     if not rows:
         return ""
     return ("<h3>membership attacks on the private images</h3><p class=\"muted\">calibrated: each image's loss "
             "against its loss under a model that never memorised it; loss: the raw loss. AUC 0.5 = cannot tell the "
             "images from held-out ones</p>"
-            + _table(["images, model", "calibrated AUC", "calibrated TPR at 1% FPR", "loss AUC",
+            + _table(["images, model", "calibrated AUC (95% interval)", "calibrated TPR at 1% FPR",
+                      "loss AUC (95% interval)",
                       "loss TPR at 1% FPR", "members", "non-members"], rows))
+
+
+def _bounds(value) -> list | None:
+    """A recorded [low, high] interval, or None."""
+    return value if isinstance(value, list) and len(value) == 2 and all(map(_is_number, value)) else None
+
+
+def _auc_cells(result: dict) -> list[str]:
+    """An attack's AUC with its 95% interval when recorded, and its TPR at 1% FPR."""
+    bounds = _bounds(result.get("auc_95"))
+    return [fmt(result.get("auc")) + (escape(f" ({fmt(bounds[0])}–{fmt(bounds[1])})") if bounds else ""),
+            fmt(result.get("tpr_at_1pct_fpr"))]
 
 
 def _relearning(record: dict) -> str:
@@ -433,6 +445,13 @@ SAME_AUC_WITHIN = 0.05  # a sample-level deletion: AUC this close to the referen
 SAME_ERROR_WITHIN = 0.10  # and forgotten images completed within 10% of the reference's error
 
 
+def _interval(bounds, what: str) -> str:
+    """'; after − reference: 95% interval a to b' for a recorded [low, high], else nothing."""
+    if not _bounds(bounds):
+        return ""
+    return escape(f"; {what}: 95% interval {bounds[0]:+.3f} to {bounds[1]:+.3f}")
+
+
 def _deletion_verdict(record: dict) -> str:
     """The checks of a sample-level deletion (demo --scenario samples), each with its goal."""
     auc = _dict(record.get("membership"))
@@ -444,7 +463,8 @@ def _deletion_verdict(record: dict) -> str:
 
     if all(_is_number(forgotten.get(k)) for k in ("after", "reference")):
         check("forgotten images: membership AUC", f"{fmt(forgotten['after'])} after, {fmt(forgotten['reference'])} "
-              f"reference ({fmt(forgotten.get('before'))} before)",
+              f"reference ({fmt(forgotten.get('before'))} before)"
+              + _interval(forgotten.get("after_minus_reference_95"), "after − reference"),
               abs(forgotten["after"] - forgotten["reference"]) <= SAME_AUC_WITHIN)
     error, reference = _value(record.get("after"), "forget", "hole_mse"), _value(record.get("reference"), "forget",
                                                                                   "hole_mse")
@@ -452,7 +472,8 @@ def _deletion_verdict(record: dict) -> str:
         check("forgotten images: completion error", f"{fmt(error / reference)}× the reference's",
               abs(error / reference - 1) <= SAME_ERROR_WITHIN)
     if all(_is_number(kept.get(k)) for k in ("after", "before")):
-        check("kept private images: membership AUC", f"{fmt(kept['after'])} after, {fmt(kept['before'])} before",
+        check("kept private images: membership AUC", f"{fmt(kept['after'])} after, {fmt(kept['before'])} before"
+              + _interval(kept.get("after_minus_before_95"), "after − before"),
               abs(kept["after"] - kept["before"]) <= SAME_AUC_WITHIN)
     for metric in ("hole_mse", "fid"):
         after, before = _value(record.get("after"), "retain", metric), _value(record.get("before"), "retain", metric)
