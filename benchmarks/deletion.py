@@ -143,13 +143,15 @@ def main() -> None:
                   "reference_auc": attack(reference, everything.forget, "all"),
                   "minus_reference_95": gap(other_reference, reference, everything.forget, "all"),
                   "deleted_error_ratio": theirs["forget"]["hole_mse"] / bar["forget"]["hole_mse"],
-                  "kept_auc": attack(other_reference, kept, "kept"), "kept_auc_reference": attack(reference, kept, "kept"),
+                  "kept_auc": attack(other_reference, kept, "kept"),
+                  "kept_auc_reference": attack(reference, kept, "kept"),
                   "retain_mse": theirs["retain"]["hole_mse"] / before["retain"]["hole_mse"],
                   "retain_fid": theirs["retain"]["fid"] / before["retain"]["fid"]}
         print(f"second reference: deleted AUC {second['deleted_auc']:.3f} against the reference's "
               f"{second['reference_auc']:.3f} (difference's 95% interval {second['minus_reference_95'][0]:+.3f} to "
               f"{second['minus_reference_95'][1]:+.3f}); kept AUC {second['kept_auc']:.3f} "
-              f"({second['kept_auc_reference']:.3f}); deleted MSE {second['deleted_error_ratio']:.2f}x the reference's; "
+              f"({second['kept_auc_reference']:.3f}); deleted MSE {second['deleted_error_ratio']:.2f}x the "
+              f"reference's; "
               f"retain MSE {second['retain_mse']:.2f}x, FID {second['retain_fid']:.2f}x before", flush=True)
     deleted: list[int] = []
     for number, request in enumerate(requests, 1):
