@@ -6,7 +6,7 @@
     python benchmarks/deletion.py --family mae --uncalibrated
     python benchmarks/deletion.py --family vqgan --other-holes random:0.5,random:0.25
     python benchmarks/deletion.py --family vqgan --forget-target attack
-    python benchmarks/deletion.py --family mae --second-reference R2
+    python benchmarks/deletion.py --family mae --other-references R2,R3
 
 A model that memorised a private set (default: the bundled one of the family and its lists,
 assets/private-fashion-mnist) deletes the images of forget.txt with every default (the calibration
@@ -17,11 +17,12 @@ calibrated membership AUC of the images deleted so far (against the reference: t
 without all of them) and of the kept private images (against before), each difference with its 95%
 bootstrap interval (the same images resampled under both models), hole MSE of the deleted images
 against the reference's, retain test hole MSE and FID against before, and the request's seconds.
-Prints one Markdown row per request. --second-reference: the same reference fine-tune with another
-seed, whose own AUC shows how far two retrainings land apart (the resolution of the "within 0.05" goal). The attack reads the model's evaluation task (the centre hole);
---other-holes repeats the final AUCs under holes the deletion was not measured on, since an attacker
-picks the hole. Each request's model, record and certificate go to a temporary folder removed at the end;
---keep DIR keeps them (the models a diagnostic reads afterwards).
+Prints one Markdown row per request. --other-references: the same reference fine-tune with other
+seeds, whose own AUCs show how far retrainings land apart (the resolution of the "within 0.05" goal);
+the final deleted AUC is then read against each of them too. The attack reads the model's evaluation
+task (the centre hole); --other-holes repeats the final AUCs under holes the deletion was not measured
+on, since an attacker picks the hole. Each request's model, record and certificate go to a temporary
+folder removed at the end; --keep DIR keeps them (the models a diagnostic reads afterwards).
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def main() -> None:
     parser.add_argument("--memorised", default=None, help="default: the family's bundled memorised model")
     parser.add_argument("--reference", default=None, help="default: its bundled reference (never had forget.txt)")
     parser.add_argument("--calibration", default=None, help="default: the family's bundled model")
-    parser.add_argument("--second-reference", default=None,
-                        help="the reference fine-tune again with another seed: its AUC beside the reference's")
+    parser.add_argument("--other-references", default="",
+                        help="the reference fine-tune again with other seeds (comma-separated): their AUCs beside "
+                        "the reference's")
     parser.add_argument("--requests", type=int, default=1, help="split forget.txt into this many requests in a row")
     parser.add_argument("--method", default="auto")
     parser.add_argument("--forget-target", default="auto", help="as unlearn's, e.g. attack (docs/deletion.md, H9)")
@@ -135,24 +137,21 @@ def main() -> None:
     print(f"| before | 0 | {start} "
           f"| {attack(model, kept, 'kept'):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
           f"1.00x | 1.00x | - |", flush=True)
-    second = None
-    if args.second_reference:
-        other_reference = load_model(args.second_reference)
+    others = []
+    for path in filter(None, args.other_references.split(",")):
+        other_reference = load_model(path)
         theirs = evaluator(other_reference)[0]
-        second = {"path": args.second_reference, "deleted_auc": attack(other_reference, everything.forget, "all"),
-                  "reference_auc": attack(reference, everything.forget, "all"),
-                  "minus_reference_95": gap(other_reference, reference, everything.forget, "all"),
-                  "deleted_error_ratio": theirs["forget"]["hole_mse"] / bar["forget"]["hole_mse"],
-                  "kept_auc": attack(other_reference, kept, "kept"),
-                  "kept_auc_reference": attack(reference, kept, "kept"),
-                  "retain_mse": theirs["retain"]["hole_mse"] / before["retain"]["hole_mse"],
-                  "retain_fid": theirs["retain"]["fid"] / before["retain"]["fid"]}
-        print(f"second reference: deleted AUC {second['deleted_auc']:.3f} against the reference's "
-              f"{second['reference_auc']:.3f} (difference's 95% interval {second['minus_reference_95'][0]:+.3f} to "
-              f"{second['minus_reference_95'][1]:+.3f}); kept AUC {second['kept_auc']:.3f} "
-              f"({second['kept_auc_reference']:.3f}); deleted MSE {second['deleted_error_ratio']:.2f}x the "
-              f"reference's; "
-              f"retain MSE {second['retain_mse']:.2f}x, FID {second['retain_fid']:.2f}x before", flush=True)
+        others.append({"path": path, "deleted_auc": attack(other_reference, everything.forget, "all"),
+                       "minus_reference_95": gap(other_reference, reference, everything.forget, "all"),
+                       "deleted_error_ratio": theirs["forget"]["hole_mse"] / bar["forget"]["hole_mse"],
+                       "kept_auc": attack(other_reference, kept, "kept"),
+                       "retain_mse": theirs["retain"]["hole_mse"] / before["retain"]["hole_mse"],
+                       "retain_fid": theirs["retain"]["fid"] / before["retain"]["fid"]})
+        print(f"other reference {path}: deleted AUC {others[-1]['deleted_auc']:.3f} (minus the reference's: 95% "
+              f"interval {others[-1]['minus_reference_95'][0]:+.3f} to {others[-1]['minus_reference_95'][1]:+.3f}); "
+              f"kept AUC {others[-1]['kept_auc']:.3f}; deleted MSE {others[-1]['deleted_error_ratio']:.2f}x the "
+              f"reference's; retain MSE {others[-1]['retain_mse']:.2f}x, FID {others[-1]['retain_fid']:.2f}x before",
+              flush=True)
     deleted: list[int] = []
     for number, request in enumerate(requests, 1):
         deleted += request
@@ -186,6 +185,11 @@ def main() -> None:
         print(f"request {row['request']}: {row['outcome']}; 95% intervals: deleted AUC minus the reference's "
               f"{row['deleted_minus_reference_95'][0]:+.3f} to {row['deleted_minus_reference_95'][1]:+.3f}, kept AUC "
               f"minus before {row['kept_minus_before_95'][0]:+.3f} to {row['kept_minus_before_95'][1]:+.3f}")
+    if others:
+        levels = [rows[-1]["reference_auc"]] + [o["deleted_auc"] for o in others]
+        near = sum(abs(rows[-1]["deleted_auc"] - level) <= 0.05 for level in levels)
+        print(f"deleted AUC {rows[-1]['deleted_auc']:.3f}: within 0.05 of {near} of the {len(levels)} references' "
+              f"({min(levels):.3f}-{max(levels):.3f})")
     other = {}
     for task in filter(None, args.other_holes.split(",")):
         other[task] = {"deleted_auc": attack(model, so_far, "deleted", task),
@@ -197,7 +201,7 @@ def main() -> None:
               f"{other[task]['kept_auc_before']:.3f})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "before": before, "reference": bar, "final": final,
-                                               "other_holes": other, "second_reference": second,
+                                               "other_holes": other, "other_references": others,
                                                "args": vars(args)}, indent=1))
 
 
