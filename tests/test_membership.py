@@ -12,8 +12,8 @@ from torch.utils.data import TensorDataset
 from i2i_unlearn.data import load_dataset, make_splits, membership_sets, read_membership_lists
 from i2i_unlearn.data.splits import pixel_key
 from i2i_unlearn.errors import UserError
-from i2i_unlearn.metrics.membership import (auc_difference_interval, auc_interval, membership_attacks, roc_auc,
-                                           tpr_at_fpr)
+from i2i_unlearn.metrics.membership import (auc_difference_interval, auc_interval, describe_attacks, membership_attacks,
+                                           roc_auc, tpr_at_fpr)
 
 
 class Scripted(nn.Module):
@@ -73,6 +73,10 @@ def test_the_auc_interval_has_the_width_the_mann_whitney_variance_predicts():
     assert np.mean(widths) == pytest.approx(0.246, rel=0.15)
     assert covered >= 34  # 95% coverage of the true AUC, 38 of 40 expected; 34 or fewer has probability < 2%
     assert auc_interval(members, non_members, seed=1) == auc_interval(members, non_members, seed=1)
+    # one member (a list of one image is a valid request): no resampling can vary it, so no interval
+    assert auc_interval(members[:1], non_members) is None
+    one = membership_attacks(Scripted(0.5), scripted_set([0.4], 1.0), scripted_set([0.1, 0.7], 0.0))
+    assert one["loss"]["auc_95"] is None and "AUC 0.500, TPR" in describe_attacks(one)
 
 
 def test_the_difference_interval_resamples_both_models_on_the_same_images():

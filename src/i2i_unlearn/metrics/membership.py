@@ -73,10 +73,14 @@ def _wins(positive: torch.Tensor, negative: torch.Tensor) -> np.ndarray:
     return (above > 0) + 0.5 * (above == 0)
 
 
-def _bootstrap(statistic, rows: int, columns: int, level: float, resamples: int, seed: int) -> list[float]:
+def _bootstrap(statistic, rows: int, columns: int, level: float, resamples: int, seed: int) -> list[float] | None:
     """Percentile interval of `statistic(member_indices, non_member_indices)` under scipy's bootstrap,
-    members and non-members resampled apart (the two groups of an AUC are sampled independently)."""
+    members and non-members resampled apart (the two groups of an AUC are sampled independently);
+    None when a group has a single image, which no resampling can vary."""
     from scipy.stats import bootstrap
+
+    if min(rows, columns) < 2:
+        return None
 
     result = bootstrap((np.arange(rows), np.arange(columns)), statistic, n_resamples=resamples,
                        confidence_level=level, method="percentile", vectorized=False,
@@ -85,14 +89,14 @@ def _bootstrap(statistic, rows: int, columns: int, level: float, resamples: int,
 
 
 def auc_interval(positive: torch.Tensor, negative: torch.Tensor, level: float = 0.95, resamples: int = 2000,
-                 seed: int = 0) -> list[float]:
-    """Bootstrap interval [low, high] of the AUC of `positive` against `negative` scores."""
+                 seed: int = 0) -> list[float] | None:
+    """Bootstrap interval [low, high] of the AUC of `positive` against `negative` scores (None: one image)."""
     wins = _wins(positive, negative)
     return _bootstrap(lambda i, j: wins[np.ix_(i, j)].mean(), len(positive), len(negative), level, resamples, seed)
 
 
 def auc_difference_interval(first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor],
-                            level: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float]:
+                            level: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float] | None:
     """Bootstrap interval of AUC(first) - AUC(second), each a (members, non-members) pair of scores of the
     same images in the same order under two models; one resample of the images serves both (paired)."""
     if first[0].shape != second[0].shape or first[1].shape != second[1].shape:
@@ -144,9 +148,10 @@ def describe_attacks(result: dict) -> str:
     lines = []
     for name, label in (("loss", "loss attack"), ("calibrated", "calibrated attack")):
         if name in result:
-            low, high = result[name]["auc_95"]
-            lines.append(f"membership, {label}: AUC {result[name]['auc']:.3f} (95% interval {low:.2f}-{high:.2f}), "
-                         f"TPR at 1% FPR {result[name]['tpr_at_1pct_fpr']:.3f} ({result['members']} members, "
+            interval = result[name]["auc_95"]
+            shown = f" (95% interval {interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
+            lines.append(f"membership, {label}: AUC {result[name]['auc']:.3f}{shown}, TPR at 1% FPR "
+                         f"{result[name]['tpr_at_1pct_fpr']:.3f} ({result['members']} members, "
                          f"{result['non_members']} non-members; AUC 0.5 = cannot tell)")
     return "\n".join(lines)
 
