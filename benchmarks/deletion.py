@@ -45,6 +45,7 @@ from i2i_unlearn.evaluate import Evaluator
 from i2i_unlearn.metrics import hole_mse
 from i2i_unlearn.metrics.membership import attack_scores, auc_difference_interval, reference_pair, roc_auc
 from i2i_unlearn.models import ASSETS, DEFAULT_BUNDLED
+from i2i_unlearn.report import SAME_AUC_WITHIN
 
 
 @torch.no_grad()
@@ -55,6 +56,11 @@ def hole_error(network, images: Subset, seed: int, steps: int | None) -> float:
     hole = make_mask("center", len(truth), network.image_size, network.mask_cell, torch.Generator().manual_seed(seed))
     completed = network.complete(truth, hole, torch.Generator().manual_seed(seed), steps)
     return float(hole_mse(completed, truth, hole).mean())
+
+
+def span(bounds: list[float] | None) -> str:
+    """A 95% interval as "-0.100 to +0.050" (none for a set of one image)."""
+    return f"{bounds[0]:+.3f} to {bounds[1]:+.3f}" if bounds else "none (one image)"
 
 
 def main() -> None:
@@ -123,35 +129,35 @@ def main() -> None:
     def attack(network, members: Subset, name: str, task: str | None = None) -> float:
         return roc_auc(*scores(network, members, name, task))
 
-    def gap(first, second, members: Subset, name: str) -> list[float]:
-        """95% interval of AUC(first) - AUC(second) on the same images."""
-        return auc_difference_interval(scores(first, members, name), scores(second, members, name), seed=args.seed)
+    def gap(first: tuple, second: tuple) -> list[float] | None:
+        """95% interval of AUC(first) - AUC(second), two networks' `scores` of the same images."""
+        return auc_difference_interval(first, second, seed=args.seed)
 
-    memorised = load_model(memorised_path)  # `unlearn` trains `model` in place
     before = evaluator(model)[0]
     bar = evaluator(reference)[0]
+    kept_before, reference_all = scores(model, kept, "kept"), scores(reference, everything.forget, "all")
     rows, source = [], str(memorised_path)
     print("| request | images deleted | deleted AUC (reference) | kept AUC (before) | deleted MSE / reference's "
           "| retain MSE | retain FID | seconds |\n|---|---|---|---|---|---|---|---|")
-    start = f"{attack(model, everything.forget, 'all'):.3f} ({attack(reference, everything.forget, 'all'):.3f})"
+    start = f"{attack(model, everything.forget, 'all'):.3f} ({roc_auc(*reference_all):.3f})"
     print(f"| before | 0 | {start} "
-          f"| {attack(model, kept, 'kept'):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
+          f"| {roc_auc(*kept_before):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
           f"1.00x | 1.00x | - |", flush=True)
     others = []
     for path in filter(None, args.other_references.split(",")):
         other_reference = load_model(path)
-        theirs = evaluator(other_reference)[0]
-        others.append({"path": path, "deleted_auc": attack(other_reference, everything.forget, "all"),
-                       "minus_reference_95": gap(other_reference, reference, everything.forget, "all"),
+        theirs, their_all = evaluator(other_reference)[0], scores(other_reference, everything.forget, "all")
+        others.append({"path": path, "deleted_auc": roc_auc(*their_all),
+                       "minus_reference_95": gap(their_all, reference_all),
                        "deleted_error_ratio": theirs["forget"]["hole_mse"] / bar["forget"]["hole_mse"],
                        "kept_auc": attack(other_reference, kept, "kept"),
                        "retain_mse": theirs["retain"]["hole_mse"] / before["retain"]["hole_mse"],
                        "retain_fid": theirs["retain"]["fid"] / before["retain"]["fid"]})
-        print(f"other reference {path}: deleted AUC {others[-1]['deleted_auc']:.3f} (minus the reference's: 95% "
-              f"interval {others[-1]['minus_reference_95'][0]:+.3f} to {others[-1]['minus_reference_95'][1]:+.3f}); "
-              f"kept AUC {others[-1]['kept_auc']:.3f}; deleted MSE {others[-1]['deleted_error_ratio']:.2f}x the "
-              f"reference's; retain MSE {others[-1]['retain_mse']:.2f}x, FID {others[-1]['retain_fid']:.2f}x before",
-              flush=True)
+        found = others[-1]
+        print(f"other reference {path}: deleted AUC {found['deleted_auc']:.3f} (minus the reference's: 95% interval "
+              f"{span(found['minus_reference_95'])}); kept AUC {found['kept_auc']:.3f}; deleted MSE "
+              f"{found['deleted_error_ratio']:.2f}x the reference's; retain MSE {found['retain_mse']:.2f}x, FID "
+              f"{found['retain_fid']:.2f}x before", flush=True)
     deleted: list[int] = []
     for number, request in enumerate(requests, 1):
         deleted += request
@@ -164,13 +170,15 @@ def main() -> None:
         name = f"deleted-{number}"
         metrics = evaluator(model)[0]
         mine, theirs = hole_error(model, so_far, args.seed, steps), hole_error(reference, so_far, args.seed, steps)
-        row = {"request": number, "deleted": len(deleted), "deleted_auc": attack(model, so_far, name),
-               "reference_auc": attack(reference, so_far, name), "kept_auc": attack(model, kept, "kept"),
+        deleted_now, reference_now = scores(model, so_far, name), scores(reference, so_far, name)
+        kept_now = scores(model, kept, "kept")
+        row = {"request": number, "deleted": len(deleted), "deleted_auc": roc_auc(*deleted_now),
+               "reference_auc": roc_auc(*reference_now), "kept_auc": roc_auc(*kept_now),
                "deleted_error_ratio": mine / theirs,
                "retain_mse": metrics["retain"]["hole_mse"] / before["retain"]["hole_mse"],
                "retain_fid": metrics["retain"]["fid"] / before["retain"]["fid"], "seconds": seconds,
-               "deleted_minus_reference_95": gap(model, reference, so_far, name),
-               "kept_minus_before_95": gap(model, memorised, kept, "kept"),
+               "deleted_minus_reference_95": gap(deleted_now, reference_now),
+               "kept_minus_before_95": gap(kept_now, kept_before),
                "outcome": record.get("control", {}).get("message")}
         rows.append(row)
         print(f"| {number} | {row['deleted']} | {row['deleted_auc']:.3f} ({row['reference_auc']:.3f}) | "
@@ -183,14 +191,14 @@ def main() -> None:
           f"FID {bar['retain']['fid'] / before['retain']['fid']:.2f}x")
     for row in rows:
         print(f"request {row['request']}: {row['outcome']}; 95% intervals: deleted AUC minus the reference's "
-              f"{row['deleted_minus_reference_95'][0]:+.3f} to {row['deleted_minus_reference_95'][1]:+.3f}, kept AUC "
-              f"minus before {row['kept_minus_before_95'][0]:+.3f} to {row['kept_minus_before_95'][1]:+.3f}")
+              f"{span(row['deleted_minus_reference_95'])}, kept AUC minus before {span(row['kept_minus_before_95'])}")
     if others:
         levels = [rows[-1]["reference_auc"]] + [o["deleted_auc"] for o in others]
-        near = sum(abs(rows[-1]["deleted_auc"] - level) <= 0.05 for level in levels)
-        print(f"deleted AUC {rows[-1]['deleted_auc']:.3f}: within 0.05 of {near} of the {len(levels)} references' "
-              f"({min(levels):.3f}-{max(levels):.3f})")
+        near = sum(abs(rows[-1]["deleted_auc"] - level) <= SAME_AUC_WITHIN for level in levels)
+        print(f"deleted AUC {rows[-1]['deleted_auc']:.3f}: within {SAME_AUC_WITHIN} of {near} of the {len(levels)} "
+              f"references' ({min(levels):.3f}-{max(levels):.3f})")
     other = {}
+    memorised = load_model(memorised_path) if args.other_holes else None  # `unlearn` trained `model` in place
     for task in filter(None, args.other_holes.split(",")):
         other[task] = {"deleted_auc": attack(model, so_far, "deleted", task),
                        "reference_auc": attack(reference, so_far, "deleted", task),
