@@ -92,6 +92,7 @@ def main() -> None:
     calibration_path = args.calibration or ASSETS / DEFAULT_BUNDLED[args.family]
     lists = Path(args.lists)
     model, reference, calibration = (load_model(p) for p in (memorised_path, reference_path, calibration_path))
+    other_references = {path: load_model(path) for path in filter(None, args.other_references.split(","))}
     steps = SAMPLE_STEPS.get(args.family)
     train = load_dataset("fashion-mnist", "train", model.image_size, model.channels)
     test = load_dataset("fashion-mnist", "test", model.image_size, model.channels)
@@ -144,8 +145,7 @@ def main() -> None:
           f"| {roc_auc(*kept_before):.3f} | {before['forget']['hole_mse'] / bar['forget']['hole_mse']:.2f}x | "
           f"1.00x | 1.00x | - |", flush=True)
     others = []
-    for path in filter(None, args.other_references.split(",")):
-        other_reference = load_model(path)
+    for path, other_reference in other_references.items():
         theirs, their_all = evaluator(other_reference)[0], scores(other_reference, everything.forget, "all")
         others.append({"path": path, "deleted_auc": roc_auc(*their_all),
                        "minus_reference_95": gap(their_all, reference_all),
